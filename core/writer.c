@@ -1,0 +1,323 @@
+/* writer.c - decide, group-commit, answer (see writer.h). */
+#include "writer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct wr_writer {
+    wr_config cfg;
+    char log_uri[4096];
+    char snap_path[4096];
+    log_t *log;
+    st_state st;
+    ev_enc *enc;
+    ev_dec *dec;
+    ev_buf batch;
+    size_t *lens;
+    size_t cap_lens;
+    uint64_t snap_pos; /* next_pos at the last snapshot */
+    uint64_t batches;
+};
+
+typedef struct fold_ctx {
+    wr_writer *w;
+    int err;
+    uint64_t bad_pos;
+} fold_ctx;
+
+static int fold_one(void *ud, const log_rec *r)
+{
+    fold_ctx *f = ud;
+    ev_event ev;
+    int rc = ev_decode(f->w->dec, r->data, r->len, r->pos, &ev);
+    if (rc == 0 && memcmp(ev.env.prev_hash, f->w->st.last_hash, 32) != 0)
+        rc = EV_ECHAIN;
+    if (rc == 0)
+        rc = st_apply(&f->w->st, &ev);
+    if (rc) {
+        f->err = rc;
+        f->bad_pos = r->pos;
+        return 1;
+    }
+    return 0;
+}
+
+/* Folds the log from the state's next position to its end. */
+static int fold_tail(wr_writer *w, char *err, size_t errlen)
+{
+    fold_ctx f = {w, 0, 0};
+    uint64_t next;
+    int rc = log_scan(w->log, w->st.next_pos, 0, fold_one, &f, &next);
+    if (rc == 1) {
+        snprintf(err, errlen, "log %s is damaged at position %llu: %s",
+                 w->cfg.log_uri, (unsigned long long)f.bad_pos,
+                 ev_strerror(f.err));
+        return LOG_ECORRUPT;
+    }
+    if (rc) {
+        snprintf(err, errlen, "%s", log_errmsg(w->log));
+        return rc;
+    }
+    return 0;
+}
+
+typedef struct hash_at {
+    uint8_t hash[32];
+    int found;
+} hash_at;
+
+static int take_hash(void *ud, const log_rec *r)
+{
+    hash_at *h = ud;
+    const uint8_t *p = ev_rec_hash(r->data, r->len);
+    if (p) {
+        memcpy(h->hash, p, 32);
+        h->found = 1;
+    }
+    return 1;
+}
+
+/* Loads the snapshot if it matches the log: the record just before its
+ * position must be in the log with the hash the snapshot remembers. */
+static void load_snapshot(wr_writer *w)
+{
+    if (!w->cfg.snapshot_path || st_load(&w->st, w->cfg.snapshot_path) != 0)
+        goto fresh;
+    if (w->st.next_pos == 0)
+        goto fresh;
+    hash_at h = {{0}, 0};
+    uint64_t next;
+    log_scan(w->log, w->st.next_pos - 1, 1, take_hash, &h, &next);
+    if (h.found && next == w->st.next_pos && memcmp(h.hash, w->st.last_hash, 32) == 0) {
+        w->snap_pos = w->st.next_pos;
+        return;
+    }
+fresh:
+    st_free(&w->st);
+    st_init(&w->st, w->cfg.email_key);
+    w->snap_pos = 0;
+}
+
+static int rebuild(wr_writer *w, char *err, size_t errlen)
+{
+    st_free(&w->st);
+    st_init(&w->st, w->cfg.email_key);
+    load_snapshot(w);
+    return fold_tail(w, err, errlen);
+}
+
+int wr_open(const wr_config *cfg, wr_writer **out, char *err, size_t errlen)
+{
+    wr_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return LOG_ENOMEM;
+    w->cfg = *cfg;
+    snprintf(w->log_uri, sizeof w->log_uri, "%s", cfg->log_uri);
+    w->cfg.log_uri = w->log_uri;
+    if (cfg->snapshot_path) {
+        snprintf(w->snap_path, sizeof w->snap_path, "%s", cfg->snapshot_path);
+        w->cfg.snapshot_path = w->snap_path;
+    }
+    if (!w->cfg.snapshot_every)
+        w->cfg.snapshot_every = 1000000;
+    if (!w->cfg.max_batch)
+        w->cfg.max_batch = 4096;
+    st_init(&w->st, cfg->email_key);
+    w->enc = ev_enc_new();
+    w->dec = ev_dec_new();
+    int rc = LOG_ENOMEM;
+    if (!w->enc || !w->dec) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if ((rc = log_open(cfg->log_uri, LOG_WRITE, &w->log, err, errlen)) != 0)
+        goto fail;
+    if ((rc = rebuild(w, err, errlen)) != 0)
+        goto fail;
+    *out = w;
+    return 0;
+fail:
+    wr_close(w);
+    return rc;
+}
+
+void wr_close(wr_writer *w)
+{
+    if (!w)
+        return;
+    if (w->log && w->cfg.snapshot_path && w->st.next_pos > w->snap_pos)
+        st_save(&w->st, w->cfg.snapshot_path);
+    log_close(w->log);
+    st_free(&w->st);
+    ev_enc_free(w->enc);
+    ev_dec_free(w->dec);
+    ev_buf_free(&w->batch);
+    free(w->lens);
+    free(w);
+}
+
+const st_state *wr_state(const wr_writer *w) { return &w->st; }
+log_t *wr_log(wr_writer *w) { return w->log; }
+uint64_t wr_batches(const wr_writer *w) { return w->batches; }
+
+static int push_len(wr_writer *w, size_t len, size_t at)
+{
+    if (at >= w->cap_lens) {
+        size_t n = w->cap_lens ? w->cap_lens * 2 : 1024;
+        size_t *p = realloc(w->lens, n * sizeof *p);
+        if (!p)
+            return -1;
+        w->lens = p;
+        w->cap_lens = n;
+    }
+    w->lens[at] = len;
+    return 0;
+}
+
+/* Encodes one request's events after the batch so far, then folds them into
+ * the state at their coming positions. An event the codec refuses turns the
+ * request into a refusal and leaves batch and state as they were. */
+static int stage(wr_writer *w, wr_req *r, size_t *n_recs)
+{
+    dec_out *o = &r->out;
+    size_t mark = w->batch.len, recs = *n_recs;
+    uint8_t prev[32];
+    memcpy(prev, w->st.last_hash, 32);
+    for (size_t i = 0; i < o->n_ev; i++) {
+        ev_event *e = &o->ev[i];
+        ev_new_id(w->enc, e->env.recorded_us, e->env.id);
+        size_t before = w->batch.len;
+        int rc = ev_encode(w->enc, e, prev, &w->batch, e->env.hash);
+        if (rc || push_len(w, w->batch.len - before, recs + i)) {
+            w->batch.len = mark;
+            o->reason = DEC_INVALID;
+            o->message = rc ? ev_strerror(rc) : "out of memory";
+            o->n_ev = 0;
+            return -1;
+        }
+        memcpy(e->env.prev_hash, prev, 32);
+        memcpy(prev, e->env.hash, 32);
+    }
+    for (size_t i = 0; i < o->n_ev; i++) {
+        o->ev[i].env.pos = w->st.next_pos;
+        st_apply(&w->st, &o->ev[i]);
+    }
+    *n_recs = recs + o->n_ev;
+    return 0;
+}
+
+int wr_process(wr_writer *w, wr_req **reqs, size_t n)
+{
+    size_t n_recs = 0;
+    uint64_t start = w->st.next_pos;
+    w->batch.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        wr_req *r = reqs[i];
+        r->err = 0;
+        if (dec_decide(&w->st, &r->cmd, &r->out) != DEC_OK || r->out.n_ev == 0)
+            continue;
+        if (stage(w, r, &n_recs) == 0) {
+            r->out.first_pos = r->out.ev[0].env.pos;
+            r->out.last_pos = r->out.ev[r->out.n_ev - 1].env.pos;
+        }
+    }
+    if (n_recs == 0)
+        return 0;
+    uint64_t first = 0, last = 0;
+    int rc = log_append(w->log, w->batch.p, w->lens, n_recs, &first, &last);
+    if (rc == 0 && first != start) {
+        /* Positions are not dense in every backend: renumber. The LMDB log
+         * is dense, so this only runs for backends that skip. */
+        rc = LOG_ECHAIN;
+    }
+    w->batches++;
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            if (reqs[i]->out.n_ev)
+                reqs[i]->err = rc;
+        char err[512];
+        rebuild(w, err, sizeof err); /* the state ran ahead of the log */
+        return rc;
+    }
+    if (w->cfg.snapshot_path && w->st.next_pos - w->snap_pos >= w->cfg.snapshot_every &&
+        st_save(&w->st, w->cfg.snapshot_path) == 0)
+        w->snap_pos = w->st.next_pos;
+    return 0;
+}
+
+int wr_run(wr_writer *w, const wr_source *src)
+{
+    wr_req **reqs = malloc(w->cfg.max_batch * sizeof *reqs);
+    if (!reqs)
+        return LOG_ENOMEM;
+    size_t n;
+    while ((n = src->take(src->ctx, reqs, w->cfg.max_batch)) > 0) {
+        wr_process(w, reqs, n);
+        for (size_t i = 0; i < n; i++)
+            if (reqs[i]->done)
+                reqs[i]->done(reqs[i], reqs[i]->ud);
+    }
+    free(reqs);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- queue */
+
+void wr_queue_init(wr_queue *q)
+{
+    memset(q, 0, sizeof *q);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+}
+
+void wr_queue_destroy(wr_queue *q)
+{
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+}
+
+int wr_queue_push(wr_queue *q, wr_req *r)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->closed) {
+        pthread_mutex_unlock(&q->mu);
+        return -1;
+    }
+    r->next = NULL;
+    if (q->tail)
+        q->tail->next = r;
+    else
+        q->head = r;
+    q->tail = r;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+void wr_queue_close(wr_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->closed = true;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static size_t queue_take(void *ctx, wr_req **reqs, size_t max)
+{
+    wr_queue *q = ctx;
+    size_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    while (!q->head && !q->closed)
+        pthread_cond_wait(&q->cv, &q->mu);
+    while (q->head && n < max) {
+        reqs[n++] = q->head;
+        q->head = q->head->next;
+    }
+    if (!q->head)
+        q->tail = NULL;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+wr_source wr_queue_source(wr_queue *q) { return (wr_source){queue_take, q}; }
