@@ -215,6 +215,13 @@ int wr_process(wr_writer *w, wr_req **reqs, size_t n)
     for (size_t i = 0; i < n; i++) {
         wr_req *r = reqs[i];
         r->err = 0;
+        if (!r->cmd.causation.n) {
+            /* Every command needs its own id: it ties its events together. */
+            uint8_t id[16];
+            ev_new_id(w->enc, r->cmd.now_us, id);
+            ev_uuid_format(id, r->cmd_id);
+            r->cmd.causation = (ev_str){r->cmd_id, 36};
+        }
         if (dec_decide(&w->st, &r->cmd, &r->out) != DEC_OK || r->out.n_ev == 0)
             continue;
         if (stage(w, r, &n_recs) == 0) {

@@ -37,6 +37,7 @@ struct wr_req {
     void (*done)(wr_req *req, void *ud); /* called from the writer's thread */
     void *ud;
     wr_req *next; /* the queue's link */
+    char cmd_id[40]; /* a command id made when cmd.causation is empty */
 };
 
 typedef struct wr_writer wr_writer;
