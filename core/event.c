@@ -10,6 +10,8 @@
 #include "event.h"
 
 #include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -963,4 +965,205 @@ int ev_uuid_parse(const char *s, size_t len, uint8_t id[16])
         j += 2;
     }
     return 0;
+}
+
+/* -------------------------------------------------------------- describe */
+
+static const char *const kind_names[] = {"U64",  "OU64", "I64",  "BOOL", "STR",
+                                         "OSTR", "UUID", "ENUM", "LINES"};
+
+bool ev_describe(ev_type t, size_t i, ev_field_info *out)
+{
+    const type_desc *d = desc_of(t);
+    if (i >= d->nfields)
+        return false;
+    const field_desc *f = &d->fields[i];
+    static char sets[EV_ENUMSET_COUNT][128];
+    out->name = f->name;
+    out->kind = kind_names[f->kind];
+    out->personal = f->sec == SEC_S;
+    out->max = f->kind == K_ENUM ? 0 : f->arg;
+    out->enum_set = NULL;
+    if (f->kind == K_ENUM) {
+        char *b = sets[f->arg];
+        if (!b[0]) /* built once; the catalogue never changes at run time */
+            for (int v = 0; v < enum_sets[f->arg].count; v++) {
+                if (v)
+                    strcat(b, ",");
+                strcat(b, enum_sets[f->arg].names[v]);
+            }
+        out->enum_set = b;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ json */
+
+static int put(ev_buf *b, const char *s, size_t n)
+{
+    if (ev_buf_reserve(b, n))
+        return EV_ENOMEM;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static int putf(ev_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int putf(ev_buf *b, const char *fmt, ...)
+{
+    char tmp[96];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    return n < 0 ? EV_ENOMEM : put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
+static int put_json_str(ev_buf *b, ev_str s)
+{
+    if (!s.p)
+        return put(b, "null", 4);
+    if (ev_buf_reserve(b, (size_t)s.n * 6 + 2))
+        return EV_ENOMEM;
+    uint8_t *o = b->p + b->len;
+    *o++ = '"';
+    const uint8_t *p = (const uint8_t *)s.p, *end = p + s.n;
+    while (p < end) {
+        uint8_t c = *p;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = c;
+            p++;
+        } else if (c < 0x20) {
+            o += sprintf((char *)o, "\\u%04x", c);
+            p++;
+        } else if (c < 0x80) {
+            *o++ = c;
+            p++;
+        } else {
+            int n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+            bool ok = n && end - p >= n && !(n == 2 && c < 0xc2);
+            for (int i = 1; ok && i < n; i++)
+                ok = (p[i] & 0xc0) == 0x80;
+            if (ok) {
+                memcpy(o, p, (size_t)n);
+                o += n;
+                p += n;
+            } else {
+                memcpy(o, "\xef\xbf\xbd", 3);
+                o += 3;
+                p++;
+            }
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
+static int put_hex(ev_buf *b, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (ev_buf_reserve(b, n * 2 + 2))
+        return EV_ENOMEM;
+    b->p[b->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        b->p[b->len++] = (uint8_t)hex[p[i] >> 4];
+        b->p[b->len++] = (uint8_t)hex[p[i] & 15];
+    }
+    b->p[b->len++] = '"';
+    return 0;
+}
+
+static int json_fields(ev_buf *b, const field_desc *f, size_t nf, int sec,
+                       const void *payload);
+
+static int json_value(ev_buf *b, const field_desc *f, const void *v)
+{
+    char u[37];
+    switch (f->kind) {
+    case K_U64: return putf(b, "%llu", (unsigned long long)*(const uint64_t *)v);
+    case K_OU64:
+        return *(const uint64_t *)v ? putf(b, "%llu", (unsigned long long)*(const uint64_t *)v)
+                                    : put(b, "null", 4);
+    case K_I64: return putf(b, "%lld", (long long)*(const int64_t *)v);
+    case K_BOOL: return *(const bool *)v ? put(b, "true", 4) : put(b, "false", 5);
+    case K_STR: {
+        ev_str s = *(const ev_str *)v;
+        return put_json_str(b, s.p ? s : (ev_str){"", 0});
+    }
+    case K_OSTR: return put_json_str(b, *(const ev_str *)v);
+    case K_UUID:
+        ev_uuid_format(v, u);
+        return putf(b, "\"%s\"", u);
+    case K_ENUM: return putf(b, "\"%s\"", ev_enum_name((int)f->arg, *(const uint8_t *)v));
+    case K_LINES: {
+        const ev_lines *l = v;
+        int rc = put(b, "[", 1);
+        for (uint32_t i = 0; rc == 0 && i < l->n; i++) {
+            if (i)
+                rc = put(b, ",", 1);
+            if (!rc)
+                rc = json_fields(b, line_fields, N_LINE_FIELDS, SEC_P, &l->v[i]);
+        }
+        return rc ? rc : put(b, "]", 1);
+    }
+    }
+    return EV_EFORMAT;
+}
+
+static int json_fields(ev_buf *b, const field_desc *f, size_t nf, int sec,
+                       const void *payload)
+{
+    int rc = put(b, "{", 1), first = 1;
+    for (size_t i = 0; rc == 0 && i < nf; i++) {
+        if (f[i].sec != sec)
+            continue;
+        if (!first)
+            rc = put(b, ",", 1);
+        first = 0;
+        if (!rc)
+            rc = putf(b, "\"%s\":", f[i].name);
+        if (!rc)
+            rc = json_value(b, &f[i], (const uint8_t *)payload + f[i].off);
+    }
+    return rc ? rc : put(b, "}", 1);
+}
+
+int ev_format_json(const ev_event *ev, ev_buf *out)
+{
+    const ev_env *e = &ev->env;
+    char id[37];
+    ev_uuid_format(e->id, id);
+    int rc = putf(out, "{\"pos\":%llu,\"id\":\"%s\",\"type\":", (unsigned long long)e->pos, id);
+    if (!rc) rc = put_json_str(out, e->type_name.p ? e->type_name : ev_str_c(ev_type_name(e->type)));
+    if (!rc) rc = putf(out, ",\"version\":%u,\"stream\":", e->version);
+    if (!rc) rc = put_json_str(out, e->stream);
+    if (!rc) rc = putf(out, ",\"recorded_us\":%llu,\"correlation\":", (unsigned long long)e->recorded_us);
+    if (!rc) rc = put_json_str(out, e->correlation);
+    if (!rc) rc = put(out, ",\"causation\":", 13);
+    if (!rc) rc = put_json_str(out, e->causation);
+    if (!rc) rc = put(out, ",\"actor\":", 9);
+    if (!rc) rc = put_json_str(out, e->actor);
+    if (!rc && e->idem_key.p) {
+        rc = put(out, ",\"idempotency_key\":", 19);
+        if (!rc) rc = put_json_str(out, e->idem_key);
+    }
+    if (!rc) rc = put(out, ",\"prev_hash\":", 13);
+    if (!rc) rc = put_hex(out, e->prev_hash, EV_HASH_LEN);
+    if (!rc) rc = put(out, ",\"hash\":", 8);
+    if (!rc) rc = put_hex(out, e->hash, EV_HASH_LEN);
+    if (!rc && e->type != EV_T_UNKNOWN) {
+        const type_desc *t = desc_of(e->type);
+        rc = put(out, ",\"payload\":", 11);
+        if (!rc) rc = json_fields(out, t->fields, t->nfields, SEC_P, &ev->u);
+        if (!rc && t->n_pii) {
+            out->len--; /* reopen the payload object for its "pii" part */
+            rc = put(out, ",\"pii\":", 7);
+            if (!rc) rc = json_fields(out, t->fields, t->nfields, SEC_S, &ev->u);
+            if (!rc) rc = put(out, "}", 1);
+        }
+    }
+    return rc ? rc : put(out, "}", 1);
 }

@@ -206,6 +206,23 @@ int ev_verify_hash(ev_dec *d, const uint8_t *rec, size_t len);
 const uint8_t *ev_rec_prev(const uint8_t *rec, size_t len);
 const uint8_t *ev_rec_hash(const uint8_t *rec, size_t len);
 
+/* ---- describing and printing ---- */
+
+/* Field i of type t's payload (i from 0), for catalogues and tools. Returns
+ * false past the last field. */
+typedef struct ev_field_info {
+    const char *name;
+    const char *kind;  /* "U64", "STR", ... as in events.def */
+    bool personal;     /* in the "pii" part */
+    uint32_t max;      /* maximum length or count, 0 if none */
+    const char *enum_set; /* for ENUM: the set's values, comma-separated */
+} ev_field_info;
+bool ev_describe(ev_type t, size_t i, ev_field_info *out);
+
+/* Appends the event as one line of JSON (no newline): the envelope with
+ * hex hashes and the payload with its personal part under "pii". */
+int ev_format_json(const ev_event *ev, ev_buf *out);
+
 /* ---- helpers ---- */
 void ev_uuid_format(const uint8_t id[16], char out[37]);
 int ev_uuid_parse(const char *s, size_t len, uint8_t id[16]);

@@ -74,6 +74,7 @@ const char *log_strerror(int err)
     case LOG_ETIMEDOUT: return "timed out";
     case LOG_ENOMEM: return "out of memory";
     case LOG_ECORRUPT: return "a stored record is damaged";
+    case LOG_ENOENT: return "no log there";
     default: return "unknown error";
     }
 }

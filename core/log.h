@@ -35,6 +35,7 @@ enum {
     LOG_ETIMEDOUT = -7,
     LOG_ENOMEM = -8,
     LOG_ECORRUPT = -9, /* a stored record is damaged */
+    LOG_ENOENT = -10,  /* no log there (readers never create one) */
 };
 
 enum { LOG_READ = 0, LOG_WRITE = 1 };

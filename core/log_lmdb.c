@@ -154,7 +154,17 @@ static int lmdb_open(const char *rest, int mode, log_t **out, char *err,
             return LOG_EINVAL;
         }
     }
-    int rc = LOG_EIO;
+    int rc = LOG_ENOENT;
+    if (mode == LOG_READ) {
+        char dp[4200];
+        snprintf(dp, sizeof dp, "%s/data.mdb", l->path);
+        if (access(dp, R_OK) != 0) {
+            snprintf(err, errlen, "no log at %s (%s); a writer creates it",
+                     l->path, strerror(errno));
+            goto fail;
+        }
+    }
+    rc = LOG_EIO;
     if (mkdirs(l->path) != 0) {
         snprintf(err, errlen, "cannot create log directory %s: %s", l->path,
                  strerror(errno));

@@ -313,9 +313,11 @@ static int track_idem(st_state *s, const ev_event *ev)
         result_of(ev, &r->result_id, &r->total);
         s->open_idem = (int64_t)ix;
         s->open_cause_len = env->causation.n;
-        memcpy(s->open_cause, env->causation.p, env->causation.n);
+        if (env->causation.n)
+            memcpy(s->open_cause, env->causation.p, env->causation.n);
     } else if (s->open_idem >= 0 && env->causation.n == s->open_cause_len &&
-               memcmp(env->causation.p, s->open_cause, env->causation.n) == 0) {
+               (!env->causation.n ||
+                memcmp(env->causation.p, s->open_cause, env->causation.n) == 0)) {
         st_idem *r = &s->idem[s->open_idem];
         r->last_pos = env->pos;
         if (!r->result_id)
@@ -438,6 +440,8 @@ static void key_digest(const uint8_t key[32], uint8_t out[32])
 
 static int put_bytes(ev_buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (ev_buf_reserve(b, n))
         return EV_ENOMEM;
     memcpy(b->p + b->len, p, n);

@@ -1,4 +1,6 @@
 /* support.c - helpers shared by the core tests. */
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE
 #include "support.h"
 
 #include <ftw.h>
