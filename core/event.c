@@ -178,14 +178,21 @@ int ev_buf_reserve(ev_buf *b, size_t extra)
     return 0;
 }
 
-static int buf_write(void *data, const char *src, size_t n)
+int ev_buf_append(ev_buf *b, const void *p, size_t n)
 {
-    ev_buf *b = data;
+    if (n == 0)
+        return 0;
     if (ev_buf_reserve(b, n) != 0)
-        return -1;
-    memcpy(b->p + b->len, src, n);
+        return EV_ENOMEM;
+    memcpy(b->p + b->len, p, n);
     b->len += n;
     return 0;
+}
+
+/* msgpack-c's write callback. */
+static int buf_write(void *data, const char *src, size_t n)
+{
+    return ev_buf_append(data, src, n) ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ hash */
@@ -978,35 +985,16 @@ bool ev_describe(ev_type t, size_t i, ev_field_info *out)
     if (i >= d->nfields)
         return false;
     const field_desc *f = &d->fields[i];
-    static char sets[EV_ENUMSET_COUNT][128];
     out->name = f->name;
     out->kind = kind_names[f->kind];
     out->personal = f->sec == SEC_S;
     out->max = f->kind == K_ENUM ? 0 : f->arg;
-    out->enum_set = NULL;
-    if (f->kind == K_ENUM) {
-        char *b = sets[f->arg];
-        if (!b[0]) /* built once; the catalogue never changes at run time */
-            for (int v = 0; v < enum_sets[f->arg].count; v++) {
-                if (v)
-                    strcat(b, ",");
-                strcat(b, enum_sets[f->arg].names[v]);
-            }
-        out->enum_set = b;
-    }
+    out->enum_set = f->kind == K_ENUM ? (int)f->arg : -1;
     return true;
 }
 
 /* ------------------------------------------------------------------ json */
 
-static int put(ev_buf *b, const char *s, size_t n)
-{
-    if (ev_buf_reserve(b, n))
-        return EV_ENOMEM;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
-}
 
 static int putf(ev_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int putf(ev_buf *b, const char *fmt, ...)
@@ -1016,14 +1004,14 @@ static int putf(ev_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    return n < 0 ? EV_ENOMEM : put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    return n < 0 ? EV_ENOMEM : ev_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 /* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
 static int put_json_str(ev_buf *b, ev_str s)
 {
     if (!s.p)
-        return put(b, "null", 4);
+        return ev_buf_append(b, "null", 4);
     if (ev_buf_reserve(b, (size_t)s.n * 6 + 2))
         return EV_ENOMEM;
     uint8_t *o = b->p + b->len;
@@ -1086,9 +1074,9 @@ static int json_value(ev_buf *b, const field_desc *f, const void *v)
     case K_U64: return putf(b, "%llu", (unsigned long long)*(const uint64_t *)v);
     case K_OU64:
         return *(const uint64_t *)v ? putf(b, "%llu", (unsigned long long)*(const uint64_t *)v)
-                                    : put(b, "null", 4);
+                                    : ev_buf_append(b, "null", 4);
     case K_I64: return putf(b, "%lld", (long long)*(const int64_t *)v);
-    case K_BOOL: return *(const bool *)v ? put(b, "true", 4) : put(b, "false", 5);
+    case K_BOOL: return *(const bool *)v ? ev_buf_append(b, "true", 4) : ev_buf_append(b, "false", 5);
     case K_STR: {
         ev_str s = *(const ev_str *)v;
         return put_json_str(b, s.p ? s : (ev_str){"", 0});
@@ -1100,14 +1088,14 @@ static int json_value(ev_buf *b, const field_desc *f, const void *v)
     case K_ENUM: return putf(b, "\"%s\"", ev_enum_name((int)f->arg, *(const uint8_t *)v));
     case K_LINES: {
         const ev_lines *l = v;
-        int rc = put(b, "[", 1);
+        int rc = ev_buf_append(b, "[", 1);
         for (uint32_t i = 0; rc == 0 && i < l->n; i++) {
             if (i)
-                rc = put(b, ",", 1);
+                rc = ev_buf_append(b, ",", 1);
             if (!rc)
                 rc = json_fields(b, line_fields, N_LINE_FIELDS, SEC_P, &l->v[i]);
         }
-        return rc ? rc : put(b, "]", 1);
+        return rc ? rc : ev_buf_append(b, "]", 1);
     }
     }
     return EV_EFORMAT;
@@ -1116,19 +1104,19 @@ static int json_value(ev_buf *b, const field_desc *f, const void *v)
 static int json_fields(ev_buf *b, const field_desc *f, size_t nf, int sec,
                        const void *payload)
 {
-    int rc = put(b, "{", 1), first = 1;
+    int rc = ev_buf_append(b, "{", 1), first = 1;
     for (size_t i = 0; rc == 0 && i < nf; i++) {
         if (f[i].sec != sec)
             continue;
         if (!first)
-            rc = put(b, ",", 1);
+            rc = ev_buf_append(b, ",", 1);
         first = 0;
         if (!rc)
             rc = putf(b, "\"%s\":", f[i].name);
         if (!rc)
             rc = json_value(b, &f[i], (const uint8_t *)payload + f[i].off);
     }
-    return rc ? rc : put(b, "}", 1);
+    return rc ? rc : ev_buf_append(b, "}", 1);
 }
 
 int ev_format_json(const ev_event *ev, ev_buf *out)
@@ -1142,28 +1130,28 @@ int ev_format_json(const ev_event *ev, ev_buf *out)
     if (!rc) rc = put_json_str(out, e->stream);
     if (!rc) rc = putf(out, ",\"recorded_us\":%llu,\"correlation\":", (unsigned long long)e->recorded_us);
     if (!rc) rc = put_json_str(out, e->correlation);
-    if (!rc) rc = put(out, ",\"causation\":", 13);
+    if (!rc) rc = ev_buf_append(out, ",\"causation\":", 13);
     if (!rc) rc = put_json_str(out, e->causation);
-    if (!rc) rc = put(out, ",\"actor\":", 9);
+    if (!rc) rc = ev_buf_append(out, ",\"actor\":", 9);
     if (!rc) rc = put_json_str(out, e->actor);
     if (!rc && e->idem_key.p) {
-        rc = put(out, ",\"idempotency_key\":", 19);
+        rc = ev_buf_append(out, ",\"idempotency_key\":", 19);
         if (!rc) rc = put_json_str(out, e->idem_key);
     }
-    if (!rc) rc = put(out, ",\"prev_hash\":", 13);
+    if (!rc) rc = ev_buf_append(out, ",\"prev_hash\":", 13);
     if (!rc) rc = put_hex(out, e->prev_hash, EV_HASH_LEN);
-    if (!rc) rc = put(out, ",\"hash\":", 8);
+    if (!rc) rc = ev_buf_append(out, ",\"hash\":", 8);
     if (!rc) rc = put_hex(out, e->hash, EV_HASH_LEN);
     if (!rc && e->type != EV_T_UNKNOWN) {
         const type_desc *t = desc_of(e->type);
-        rc = put(out, ",\"payload\":", 11);
+        rc = ev_buf_append(out, ",\"payload\":", 11);
         if (!rc) rc = json_fields(out, t->fields, t->nfields, SEC_P, &ev->u);
         if (!rc && t->n_pii) {
             out->len--; /* reopen the payload object for its "pii" part */
-            rc = put(out, ",\"pii\":", 7);
+            rc = ev_buf_append(out, ",\"pii\":", 7);
             if (!rc) rc = json_fields(out, t->fields, t->nfields, SEC_S, &ev->u);
-            if (!rc) rc = put(out, "}", 1);
+            if (!rc) rc = ev_buf_append(out, "}", 1);
         }
     }
-    return rc ? rc : put(out, "}", 1);
+    return rc ? rc : ev_buf_append(out, "}", 1);
 }

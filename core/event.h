@@ -167,6 +167,7 @@ typedef struct ev_buf {
 } ev_buf;
 void ev_buf_free(ev_buf *b);
 int ev_buf_reserve(ev_buf *b, size_t extra);
+int ev_buf_append(ev_buf *b, const void *p, size_t n);
 
 /* Reusable encoder state (a SHA-256 context, a random pool for ids). Not
  * thread-safe: one per thread. */
@@ -215,7 +216,7 @@ typedef struct ev_field_info {
     const char *kind;  /* "U64", "STR", ... as in events.def */
     bool personal;     /* in the "pii" part */
     uint32_t max;      /* maximum length or count, 0 if none */
-    const char *enum_set; /* for ENUM: the set's values, comma-separated */
+    int enum_set;      /* for ENUM: the set (ev_enum_name lists it), else -1 */
 } ev_field_info;
 bool ev_describe(ev_type t, size_t i, ev_field_info *out);
 

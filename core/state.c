@@ -438,16 +438,6 @@ static void key_digest(const uint8_t key[32], uint8_t out[32])
     EVP_Digest(key, 32, out, &n, EVP_sha256(), NULL);
 }
 
-static int put_bytes(ev_buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (ev_buf_reserve(b, n))
-        return EV_ENOMEM;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
 
 static int put_ht(ev_buf *b, const ht *t)
 {
@@ -455,7 +445,7 @@ static int put_ht(ev_buf *b, const ht *t)
     const uint8_t *key;
     uint64_t val;
     while (ht_next(t, &it, &key, &val))
-        if (put_bytes(b, key, 16) || put_bytes(b, &val, 8))
+        if (ev_buf_append(b, key, 16) || ev_buf_append(b, &val, 8))
             return EV_ENOMEM;
     return 0;
 }
@@ -514,15 +504,15 @@ int st_save(const st_state *s, const char *path)
     memcpy(h.open_cause, s->open_cause, s->open_cause_len);
     ev_buf b = {0};
     int rc = EV_ENOMEM;
-    if (put_bytes(&b, &h, sizeof h) ||
-        put_bytes(&b, s->watches, s->n_watches * sizeof *s->watches) ||
+    if (ev_buf_append(&b, &h, sizeof h) ||
+        ev_buf_append(&b, s->watches, s->n_watches * sizeof *s->watches) ||
         (s->max_order_id &&
-         put_bytes(&b, s->orders, (s->max_order_id + 1) * sizeof *s->orders)) ||
-        put_bytes(&b, s->lines, s->n_lines * sizeof *s->lines) ||
+         ev_buf_append(&b, s->orders, (s->max_order_id + 1) * sizeof *s->orders)) ||
+        ev_buf_append(&b, s->lines, s->n_lines * sizeof *s->lines) ||
         (s->max_customer_id &&
-         put_bytes(&b, s->customers,
+         ev_buf_append(&b, s->customers,
                    (s->max_customer_id + 1) * sizeof *s->customers)) ||
-        put_bytes(&b, s->idem, s->n_idem * sizeof *s->idem) ||
+        ev_buf_append(&b, s->idem, s->n_idem * sizeof *s->idem) ||
         put_ht(&b, &s->emails) || put_ht(&b, &s->payments) ||
         put_ht(&b, &s->tokens) || ev_buf_reserve(&b, 32))
         goto out;

@@ -236,8 +236,8 @@ static void do_catalogue(void)
             printf("  %-20s %-5s", fi.name, fi.kind);
             if (fi.max)
                 printf(" max %u", fi.max);
-            if (fi.enum_set)
-                printf(" one of %s", fi.enum_set);
+            for (int v = 0; fi.enum_set >= 0 && ev_enum_name(fi.enum_set, v); v++)
+                printf("%s%s", v ? "," : " one of ", ev_enum_name(fi.enum_set, v));
             if (fi.personal)
                 printf(" (personal)");
             printf("\n");
