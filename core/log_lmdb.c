@@ -144,11 +144,14 @@ static int lmdb_open(const char *rest, int mode, log_t **out, char *err,
     memcpy(l->path, rest, plen);
     if (q) {
         char *end;
-        if (strncmp(q + 1, "mapsize=", 8) != 0 ||
-            (mapsize = strtoull(q + 9, &end, 10)) < (1u << 20) || *end) {
+        const char *num = q + 9;
+        errno = 0;
+        if (strncmp(q + 1, "mapsize=", 8) != 0 || *num < '0' || *num > '9' ||
+            (mapsize = strtoull(num, &end, 10)) < (1u << 20) || *end ||
+            errno == ERANGE || mapsize > (1ull << 46)) {
             snprintf(err, errlen,
                      "log URI 'lmdb:%s': the only option is ?mapsize=BYTES "
-                     "(at least 1 MiB)",
+                     "(from 1 MiB to 64 TiB)",
                      rest);
             free(l);
             return LOG_EINVAL;
