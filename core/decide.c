@@ -272,14 +272,17 @@ int dec_normalise_email(ev_str in, char *buf, size_t cap)
     return (int)n;
 }
 
-static size_t trimmed_len(ev_str s)
+/* Characters (UTF-8 code points) after trimming blanks at both ends. */
+static size_t trimmed_chars(ev_str s)
 {
-    size_t b = 0, e = s.n;
+    size_t b = 0, e = s.n, n = 0;
     while (b < e && (s.p[b] == ' ' || s.p[b] == '\t'))
         b++;
     while (e > b && (s.p[e - 1] == ' ' || s.p[e - 1] == '\t'))
         e--;
-    return e - b;
+    for (size_t i = b; i < e; i++)
+        n += ((unsigned char)s.p[i] & 0xc0) != 0x80;
+    return n;
 }
 
 static dec_reason customer_register(const st_state *s, const dec_cmd *c, dec_out *o)
@@ -287,7 +290,7 @@ static dec_reason customer_register(const st_state *s, const dec_cmd *c, dec_out
     int n = dec_normalise_email(c->u.reg.email, o->email, sizeof o->email);
     if (n < 0)
         return refuse(o, DEC_INVALID, "email", "a valid e-mail address");
-    if (!c->u.reg.full_name.p || trimmed_len(c->u.reg.full_name) < 2 ||
+    if (!c->u.reg.full_name.p || trimmed_chars(c->u.reg.full_name) < 2 ||
         !str_ok(c->u.reg.full_name, 255))
         return refuse(o, DEC_INVALID, "full_name", "a name of at least 2 characters");
     if (!str_ok(c->u.reg.phone, 50))
@@ -467,11 +470,13 @@ static dec_reason order_status(const st_state *s, const dec_cmd *c, dec_out *o)
     if (!str_ok(c->u.status.reason, 500))
         return refuse(o, DEC_INVALID, "reason", "at most 500 bytes");
     const st_order *ord = st_order_get(s, id);
-    /* Admins move any order; a customer may only cancel their own. */
+    /* Admins move any order; a customer may only cancel their own, and
+     * learns nothing about orders that are not theirs. */
     bool owner = ord && ord->customer_id && ord->customer_id == c->actor_customer;
-    if (!is_admin(s, c) && !(cancel && owner))
-        return ord && !owner ? refuse(o, DEC_NOT_FOUND, "order_id", "Order not found")
-                             : refuse(o, DEC_FORBIDDEN, NULL, "admin only");
+    if (!is_admin(s, c) && !cancel)
+        return refuse(o, DEC_FORBIDDEN, NULL, "admin only");
+    if (!is_admin(s, c) && !owner)
+        return refuse(o, DEC_NOT_FOUND, "order_id", "Order not found");
     if (!ord)
         return refuse(o, DEC_NOT_FOUND, "order_id", "Order not found");
     o->id = id;

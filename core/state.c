@@ -283,6 +283,15 @@ static void result_of(const ev_event *ev, uint64_t *id, int64_t *total)
         *total = ev->u.order_placed.total;
         break;
     case EV_T_CUSTOMER_REGISTERED: *id = ev->u.customer_registered.customer_id; break;
+    case EV_T_CUSTOMER_ROLE_CHANGED: *id = ev->u.customer_role_changed.customer_id; break;
+    case EV_T_ORDER_STATUS_CHANGED: *id = ev->u.order_status_changed.order_id; break;
+    case EV_T_ORDER_CANCELLED: *id = ev->u.order_cancelled.order_id; break;
+    case EV_T_PAYMENT_INTENT_CREATED: *id = ev->u.payment_intent_created.order_id; break;
+    case EV_T_PAYMENT_SUCCEEDED: *id = ev->u.payment_succeeded.order_id; break;
+    case EV_T_PAYMENT_MISMATCHED: *id = ev->u.payment_mismatched.order_id; break;
+    case EV_T_PAYMENT_FAILED: *id = ev->u.payment_failed.order_id; break;
+    case EV_T_TOKEN_ISSUED: *id = ev->u.token_issued.customer_id; break;
+    case EV_T_TOKEN_REVOKED: *id = ev->u.token_revoked.customer_id; break;
     default: break;
     }
 }
