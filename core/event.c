@@ -189,10 +189,19 @@ int ev_buf_append(ev_buf *b, const void *p, size_t n)
     return 0;
 }
 
-/* msgpack-c's write callback. */
+/* msgpack-c's write callback: a failed write is remembered, since the
+ * packer's callers do not all look at its return value. */
+typedef struct pack_sink {
+    ev_buf *buf;
+    int failed;
+} pack_sink;
+
 static int buf_write(void *data, const char *src, size_t n)
 {
-    return ev_buf_append(data, src, n) ? -1 : 0;
+    pack_sink *k = data;
+    if (!k->failed && ev_buf_append(k->buf, src, n))
+        k->failed = 1;
+    return k->failed ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ hash */
@@ -405,8 +414,9 @@ int ev_encode(ev_enc *e, const ev_event *ev, const uint8_t prev[EV_HASH_LEN],
     const ev_env *env = &ev->env;
     const type_desc *t = desc_of(env->type);
     size_t start = out->len;
+    pack_sink sink = {out, 0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, buf_write);
+    msgpack_packer_init(&pk, &sink, buf_write);
 
     msgpack_pack_array(&pk, 12);
     msgpack_pack_uint8(&pk, EV_FORMAT);
@@ -438,7 +448,7 @@ int ev_encode(ev_enc *e, const ev_event *ev, const uint8_t prev[EV_HASH_LEN],
         msgpack_pack_map(&pk, t->n_pii);
         pack_fields(&pk, t->fields, t->nfields, SEC_S, &ev->u);
     }
-    if (ev_buf_reserve(out, EV_HASH_LEN) != 0) {
+    if (sink.failed || ev_buf_reserve(out, EV_HASH_LEN) != 0) {
         out->len = start;
         return EV_ENOMEM;
     }
