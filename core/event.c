@@ -7,13 +7,14 @@
  * for gigabytes), and building an object tree would cost the scan rate
  * (records are decoded in place, strings borrowed, nothing allocated).
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init: see sha_digest */
 #include "event.h"
 
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,13 +91,18 @@ static const type_desc *desc_of(ev_type t)
 static const char *const enum_stock_reason[] = {EV_ENUM_STOCK_REASON(X_ENUM_NAME)};
 static const char *const enum_order_status[] = {EV_ENUM_ORDER_STATUS(X_ENUM_NAME)};
 static const char *const enum_role[] = {EV_ENUM_ROLE(X_ENUM_NAME)};
+#define X_ENUM_LEN(set, C, name) sizeof(name) - 1,
+static const uint8_t len_stock_reason[] = {EV_ENUM_STOCK_REASON(X_ENUM_LEN)};
+static const uint8_t len_order_status[] = {EV_ENUM_ORDER_STATUS(X_ENUM_LEN)};
+static const uint8_t len_role[] = {EV_ENUM_ROLE(X_ENUM_LEN)};
 static const struct {
     const char *const *names;
+    const uint8_t *lens;
     int count;
 } enum_sets[EV_ENUMSET_COUNT] = {
-    [EV_ENUMSET_stock_reason] = {enum_stock_reason, EV_stock_reason_COUNT},
-    [EV_ENUMSET_order_status] = {enum_order_status, EV_order_status_COUNT},
-    [EV_ENUMSET_role] = {enum_role, EV_role_COUNT},
+    [EV_ENUMSET_stock_reason] = {enum_stock_reason, len_stock_reason, EV_stock_reason_COUNT},
+    [EV_ENUMSET_order_status] = {enum_order_status, len_order_status, EV_order_status_COUNT},
+    [EV_ENUMSET_role] = {enum_role, len_role, EV_role_COUNT},
 };
 
 const char *ev_enum_name(int set, int value)
@@ -111,11 +117,9 @@ int ev_enum_value(int set, const char *name, size_t len)
 {
     if (set < 0 || set >= EV_ENUMSET_COUNT)
         return -1;
-    for (int i = 0; i < enum_sets[set].count; i++) {
-        const char *s = enum_sets[set].names[i];
-        if (strlen(s) == len && memcmp(s, name, len) == 0)
+    for (int i = 0; i < enum_sets[set].count; i++)
+        if (enum_sets[set].lens[i] == len && memcmp(enum_sets[set].names[i], name, len) == 0)
             return i;
-    }
     return -1;
 }
 
@@ -206,30 +210,27 @@ static int buf_write(void *data, const char *src, size_t n)
 
 /* ------------------------------------------------------------------ hash */
 
+/* SHA-256 of one record. OpenSSL's low-level SHA-256 (the same SHA-NI code as
+ * EVP) is used on purpose: EVP's per-digest provider dispatch costs ~100 ns,
+ * as much as hashing a 200-byte record, and the log is hashed on every read.
+ * It is deprecated in OpenSSL 3 but kept by it; if it ever goes, EVP with a
+ * reused context is the drop-in replacement. */
 typedef struct sha {
-    EVP_MD *md;
-    EVP_MD_CTX *ctx;
+    SHA256_CTX ctx;
 } sha;
 
 static int sha_init(sha *s)
 {
-    s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    s->ctx = EVP_MD_CTX_new();
-    return s->md && s->ctx ? 0 : EV_ENOMEM;
+    (void)s;
+    return 0;
 }
 
-static void sha_free(sha *s)
-{
-    EVP_MD_CTX_free(s->ctx);
-    EVP_MD_free(s->md);
-}
+static void sha_free(sha *s) { (void)s; }
 
 static int sha_digest(sha *s, const uint8_t *p, size_t n, uint8_t out[32])
 {
-    unsigned int olen = 0;
-    if (!EVP_DigestInit_ex2(s->ctx, s->md, NULL) ||
-        !EVP_DigestUpdate(s->ctx, p, n) ||
-        !EVP_DigestFinal_ex(s->ctx, out, &olen))
+    if (!SHA256_Init(&s->ctx) || !SHA256_Update(&s->ctx, p, n) ||
+        !SHA256_Final(out, &s->ctx))
         return EV_ENOMEM;
     return 0;
 }
@@ -711,6 +712,7 @@ static int rd_skip(rd *r, int depth)
 
 struct ev_dec {
     sha sha;
+    ev_type last_type;
     ev_line lines[EV_MAX_LINES];
 };
 
@@ -876,12 +878,26 @@ int ev_verify_hash(ev_dec *d, const uint8_t *rec, size_t len)
     return memcmp(h, rec + len - EV_HASH_LEN, EV_HASH_LEN) ? EV_EHASH : 0;
 }
 
-static ev_type find_type(ev_str name, uint64_t version)
+static const struct {
+    const char *name;
+    uint32_t len;
+    uint16_t version;
+} wire_names[EV_T_COUNT] = {
+#define X_WIRE(C, n, wire, ver, F) [EV_T_##C] = {wire, sizeof(wire) - 1, ver},
+    EV_CATALOGUE(X_WIRE)
+#undef X_WIRE
+};
+
+/* The type of a wire name; `hint` (the type decoded last) is tried first,
+ * since logs come in runs of the same types. */
+static ev_type find_type(ev_str name, uint64_t version, ev_type hint)
 {
-    for (int t = 1; t < EV_T_COUNT; t++) {
-        const type_desc *d = desc_of((ev_type)t);
-        if (d->wire_len == name.n && memcmp(d->wire, name.p, name.n) == 0)
-            return version == d->version ? (ev_type)t : EV_T_UNKNOWN;
+    int t = hint;
+    for (int i = 0; i < EV_T_COUNT; i++, t = t + 1 < EV_T_COUNT ? t + 1 : 1) {
+        if (t == EV_T_UNKNOWN)
+            continue;
+        if (wire_names[t].len == name.n && memcmp(wire_names[t].name, name.p, name.n) == 0)
+            return version == wire_names[t].version ? (ev_type)t : EV_T_UNKNOWN;
     }
     return EV_T_UNKNOWN;
 }
@@ -924,7 +940,9 @@ int ev_decode(ev_dec *d, const uint8_t *rec, size_t len, uint64_t pos,
             (rc = rd_bin_exact(&r, env->idem_fp, 16)))
             return rc;
     }
-    env->type = find_type(env->type_name, version);
+    env->type = find_type(env->type_name, version, d->last_type);
+    if (env->type != EV_T_UNKNOWN)
+        d->last_type = env->type;
     if (env->type == EV_T_UNKNOWN) {
         if ((rc = rd_skip(&r, 8)) != 0)
             return rc;

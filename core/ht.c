@@ -9,8 +9,15 @@ static size_t slot_of(const ht *t, const uint8_t key[16])
     uint64_t a, b;
     memcpy(&a, key, 8);
     memcpy(&b, key + 8, 8);
-    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 31;
+    /* Every key bit reaches every slot bit (murmur3's 64-bit finaliser), so
+     * ids that differ only in a few bytes, like converted legacy ids, still
+     * spread over the table. */
+    uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull + 0x7f4a7c159e3779b9ull);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return (size_t)h & (t->cap - 1);
 }
 
