@@ -908,8 +908,12 @@ int ev_decode(ev_dec *d, const uint8_t *rec, size_t len, uint64_t pos,
     int rc = ev_verify_hash(d, rec, len);
     if (rc)
         return rc;
-    memset(&out->env, 0, sizeof out->env);
+    /* Every envelope field is written below (the idempotency part only when
+     * present, so it is cleared here); payload fields all must be present,
+     * so a successful decode writes each of them. */
     ev_env *env = &out->env;
+    env->idem_key = (ev_str){NULL, 0};
+    memset(env->idem_fp, 0, sizeof env->idem_fp);
     static const uint8_t head[4] = {0x9c, EV_FORMAT, 0xc4, EV_HASH_LEN};
     if (memcmp(rec, head, 4) != 0)
         return EV_EFORMAT;
@@ -951,7 +955,6 @@ int ev_decode(ev_dec *d, const uint8_t *rec, size_t len, uint64_t pos,
         uint32_t n;
         if ((rc = rd_container(&r, 1, &n)) != 0)
             return rc;
-        memset(&out->u, 0, sizeof out->u);
         rc = rd_fields(d, &r, t->fields, t->nfields, SEC_P, &out->u, n, 4);
         if (rc)
             return rc;

@@ -5,6 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The records of one group commit and the requests they answer. */
+typedef struct wr_batch {
+    ev_buf buf;
+    size_t *lens;
+    size_t cap_lens, n_recs;
+    wr_req **reqs;
+    size_t n_reqs;
+    uint64_t start; /* the position the state gave its first record */
+} wr_batch;
+
 struct wr_writer {
     wr_config cfg;
     char log_uri[4096];
@@ -13,11 +23,9 @@ struct wr_writer {
     st_state st;
     ev_enc *enc;
     ev_dec *dec;
-    ev_buf batch;
-    size_t *lens;
-    size_t cap_lens;
+    wr_batch batch[2]; /* one being decided while the other commits */
     uint64_t snap_pos; /* next_pos at the last snapshot */
-    uint64_t batches;
+    uint64_t batches;  /* appends made (for metrics and tests) */
 };
 
 typedef struct fold_ctx {
@@ -152,8 +160,10 @@ void wr_close(wr_writer *w)
     st_free(&w->st);
     ev_enc_free(w->enc);
     ev_dec_free(w->dec);
-    ev_buf_free(&w->batch);
-    free(w->lens);
+    for (int i = 0; i < 2; i++) {
+        ev_buf_free(&w->batch[i].buf);
+        free(w->batch[i].lens);
+    }
     free(w);
 }
 
@@ -161,36 +171,37 @@ const st_state *wr_state(const wr_writer *w) { return &w->st; }
 log_t *wr_log(wr_writer *w) { return w->log; }
 uint64_t wr_batches(const wr_writer *w) { return w->batches; }
 
-static int push_len(wr_writer *w, size_t len, size_t at)
+static int push_len(wr_batch *b, size_t len)
 {
-    if (at >= w->cap_lens) {
-        size_t n = w->cap_lens ? w->cap_lens * 2 : 1024;
-        size_t *p = realloc(w->lens, n * sizeof *p);
+    if (b->n_recs >= b->cap_lens) {
+        size_t n = b->cap_lens ? b->cap_lens * 2 : 1024;
+        size_t *p = realloc(b->lens, n * sizeof *p);
         if (!p)
             return -1;
-        w->lens = p;
-        w->cap_lens = n;
+        b->lens = p;
+        b->cap_lens = n;
     }
-    w->lens[at] = len;
+    b->lens[b->n_recs++] = len;
     return 0;
 }
 
 /* Encodes one request's events after the batch so far, then folds them into
  * the state at their coming positions. An event the codec refuses turns the
  * request into a refusal and leaves batch and state as they were. */
-static int stage(wr_writer *w, wr_req *r, size_t *n_recs)
+static int stage(wr_writer *w, wr_batch *b, wr_req *r)
 {
     dec_out *o = &r->out;
-    size_t mark = w->batch.len, recs = *n_recs;
+    size_t mark = b->buf.len, recs = b->n_recs;
     uint8_t prev[32];
     memcpy(prev, w->st.last_hash, 32);
     for (size_t i = 0; i < o->n_ev; i++) {
         ev_event *e = &o->ev[i];
         ev_new_id(w->enc, e->env.recorded_us, e->env.id);
-        size_t before = w->batch.len;
-        int rc = ev_encode(w->enc, e, prev, &w->batch, e->env.hash);
-        if (rc || push_len(w, w->batch.len - before, recs + i)) {
-            w->batch.len = mark;
+        size_t before = b->buf.len;
+        int rc = ev_encode(w->enc, e, prev, &b->buf, e->env.hash);
+        if (rc || push_len(b, b->buf.len - before)) {
+            b->buf.len = mark;
+            b->n_recs = recs;
             o->reason = DEC_INVALID;
             o->message = rc ? ev_strerror(rc) : "out of memory";
             o->n_ev = 0;
@@ -203,15 +214,22 @@ static int stage(wr_writer *w, wr_req *r, size_t *n_recs)
         o->ev[i].env.pos = w->st.next_pos;
         st_apply(&w->st, &o->ev[i]);
     }
-    *n_recs = recs + o->n_ev;
+    if (o->n_ev) {
+        o->first_pos = o->ev[0].env.pos;
+        o->last_pos = o->ev[o->n_ev - 1].env.pos;
+    }
     return 0;
 }
 
-int wr_process(wr_writer *w, wr_req **reqs, size_t n)
+/* Decides the requests in order into batch b (the state runs ahead of the
+ * log by the batch's events until it commits). */
+static void decide_batch(wr_writer *w, wr_batch *b, wr_req **reqs, size_t n)
 {
-    size_t n_recs = 0;
-    uint64_t start = w->st.next_pos;
-    w->batch.len = 0;
+    b->buf.len = 0;
+    b->n_recs = 0;
+    b->reqs = reqs;
+    b->n_reqs = n;
+    b->start = w->st.next_pos;
     for (size_t i = 0; i < n; i++) {
         wr_req *r = reqs[i];
         r->err = 0;
@@ -222,49 +240,158 @@ int wr_process(wr_writer *w, wr_req **reqs, size_t n)
             ev_uuid_format(id, r->cmd_id);
             r->cmd.causation = (ev_str){r->cmd_id, 36};
         }
-        if (dec_decide(&w->st, &r->cmd, &r->out) != DEC_OK || r->out.n_ev == 0)
-            continue;
-        if (stage(w, r, &n_recs) == 0) {
-            r->out.first_pos = r->out.ev[0].env.pos;
-            r->out.last_pos = r->out.ev[r->out.n_ev - 1].env.pos;
-        }
+        if (dec_decide(&w->st, &r->cmd, &r->out) == DEC_OK && r->out.n_ev)
+            stage(w, b, r);
     }
-    if (n_recs == 0)
+}
+
+/* Every request with events in b gets error rc. */
+static void fail_batch(wr_batch *b, int rc)
+{
+    for (size_t i = 0; i < b->n_reqs; i++)
+        if (b->reqs[i]->out.n_ev)
+            b->reqs[i]->err = rc;
+}
+
+/* Appends batch b in one durable step; on failure its requests get the
+ * error (the caller then rebuilds the state). */
+static int commit_batch(wr_writer *w, wr_batch *b)
+{
+    if (b->n_recs == 0)
         return 0;
     uint64_t first = 0, last = 0;
-    int rc = log_append(w->log, w->batch.p, w->lens, n_recs, &first, &last);
-    if (rc == 0 && first != start) {
-        /* Positions are not dense in every backend: renumber. The LMDB log
-         * is dense, so this only runs for backends that skip. */
-        rc = LOG_ECHAIN;
-    }
+    int rc = log_append(w->log, b->buf.p, b->lens, b->n_recs, &first, &last);
+    if (rc == 0 && first != b->start)
+        rc = LOG_ECHAIN; /* the log placed them elsewhere than the state */
     w->batches++;
+    if (rc)
+        fail_batch(b, rc);
+    return rc;
+}
+
+static void maybe_snapshot(wr_writer *w)
+{
+    /* Safe even while a batch is still committing: a snapshot is only
+     * believed if the log holds its last record with its hash. */
+    if (w->cfg.snapshot_path && w->st.next_pos - w->snap_pos >= w->cfg.snapshot_every &&
+        st_save(&w->st, w->cfg.snapshot_path) == 0)
+        w->snap_pos = w->st.next_pos;
+}
+
+int wr_process(wr_writer *w, wr_req **reqs, size_t n)
+{
+    wr_batch *b = &w->batch[0];
+    decide_batch(w, b, reqs, n);
+    int rc = commit_batch(w, b);
     if (rc) {
-        for (size_t i = 0; i < n; i++)
-            if (reqs[i]->out.n_ev)
-                reqs[i]->err = rc;
         char err[512];
         rebuild(w, err, sizeof err); /* the state ran ahead of the log */
         return rc;
     }
-    if (w->cfg.snapshot_path && w->st.next_pos - w->snap_pos >= w->cfg.snapshot_every &&
-        st_save(&w->st, w->cfg.snapshot_path) == 0)
-        w->snap_pos = w->st.next_pos;
+    maybe_snapshot(w);
     return 0;
+}
+
+/* ---- the pipelined loop: batch N commits on a second thread while batch
+ * N+1 is decided; N's answers go out as soon as N is durable. ---- */
+
+typedef struct committer {
+    wr_writer *w;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    wr_batch *todo; /* handed over, being committed */
+    bool quit;
+    int failed; /* a commit's error, until the decider has seen it */
+} committer;
+
+static void answer(wr_batch *b)
+{
+    for (size_t i = 0; i < b->n_reqs; i++)
+        if (b->reqs[i]->done)
+            b->reqs[i]->done(b->reqs[i], b->reqs[i]->ud);
+}
+
+static void *commit_loop(void *arg)
+{
+    committer *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->todo && !c->quit)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->todo)
+            break;
+        wr_batch *b = c->todo;
+        pthread_mutex_unlock(&c->mu);
+        int rc = commit_batch(c->w, b);
+        answer(b);
+        pthread_mutex_lock(&c->mu);
+        if (rc)
+            c->failed = rc;
+        c->todo = NULL;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Waits until the committer is idle; returns the error of a failed commit
+ * since the last call, and clears it. */
+static int wait_idle(committer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->todo)
+        pthread_cond_wait(&c->cv, &c->mu);
+    int rc = c->failed;
+    c->failed = 0;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 int wr_run(wr_writer *w, const wr_source *src)
 {
-    wr_req **reqs = malloc(w->cfg.max_batch * sizeof *reqs);
+    size_t max = w->cfg.max_batch;
+    wr_req **reqs = malloc(2 * max * sizeof *reqs);
+    committer c = {.w = w};
     if (!reqs)
         return LOG_ENOMEM;
-    size_t n;
-    while ((n = src->take(src->ctx, reqs, w->cfg.max_batch)) > 0) {
-        wr_process(w, reqs, n);
-        for (size_t i = 0; i < n; i++)
-            if (reqs[i]->done)
-                reqs[i]->done(reqs[i], reqs[i]->ud);
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    if (pthread_create(&c.th, NULL, commit_loop, &c) != 0) {
+        free(reqs);
+        return LOG_ENOMEM;
     }
+    size_t n;
+    int k = 0;
+    char err[512];
+    while ((n = src->take(src->ctx, reqs + (size_t)k * max, max)) > 0) {
+        wr_batch *b = &w->batch[k];
+        decide_batch(w, b, reqs + (size_t)k * max, n);
+        int rc = wait_idle(&c); /* the other batch is durable, or failed */
+        if (rc) {
+            /* b was decided on top of a batch that did not commit: fail it
+             * too, and go on from what the log holds. */
+            fail_batch(b, rc);
+            answer(b);
+            rebuild(w, err, sizeof err);
+            continue;
+        }
+        maybe_snapshot(w);
+        pthread_mutex_lock(&c.mu);
+        c.todo = b;
+        pthread_cond_signal(&c.cv);
+        pthread_mutex_unlock(&c.mu);
+        k ^= 1;
+    }
+    if (wait_idle(&c))
+        rebuild(w, err, sizeof err);
+    pthread_mutex_lock(&c.mu);
+    c.quit = true;
+    pthread_cond_signal(&c.cv);
+    pthread_mutex_unlock(&c.mu);
+    pthread_join(c.th, NULL);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv);
     free(reqs);
     return 0;
 }

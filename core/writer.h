@@ -3,7 +3,9 @@
  * Owns: the log opened as its one writer, the state folded from it, and the
  * loop that takes commands, decides them in order, appends all their events
  * in one durable append and then answers each command with the positions of
- * its events.
+ * its events. The loop is pipelined: while one batch is being made durable
+ * (on a second thread), the next is decided; a batch's answers go out once it
+ * is durable, and a batch decided on top of one that failed fails too.
  *
  * Where commands come from and where answers go are interfaces (wr_source and
  * each request's `done`): in the embedded deployment the source is the
@@ -34,7 +36,7 @@ struct wr_req {
     dec_cmd cmd;
     dec_out out;
     int err; /* 0, or a LOG_E* code: the command's events are not durable */
-    void (*done)(wr_req *req, void *ud); /* called from the writer's thread */
+    void (*done)(wr_req *req, void *ud); /* from the writer's commit thread */
     void *ud;
     wr_req *next; /* the queue's link */
     char cmd_id[40]; /* a command id made when cmd.causation is empty */
@@ -68,7 +70,8 @@ typedef struct wr_source {
     void *ctx;
 } wr_source;
 
-/* Runs the loop until the source closes: take, wr_process, done. */
+/* Runs the pipelined loop until the source closes: take, decide, commit,
+ * done. */
 int wr_run(wr_writer *w, const wr_source *src);
 
 /* The in-process queue (many producer threads, one writer thread). */
