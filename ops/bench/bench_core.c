@@ -1132,8 +1132,12 @@ int main(int argc, char **argv)
             char lab[64], h[32];
             snprintf(lab, sizeof lab, "appends, batch %zu", sizes[s]);
             snprintf(m, sizeof m, "%s events/s", human(st3(&ap_ev[s]).med, h, sizeof h));
-            printf("  %-34s | %-22s | %-24s | %.2f of raw sync rate\n", lab,
-                   "(reference)", m, st3(&ap_b[s]).med / raw_rate);
+            if (sizes[s] == 1000)
+                printf("  %-34s | %-22s | %-24s | %.2fx  %s\n", lab, ">= 500k events/s", m,
+                       st3(&ap_ev[s]).med / 5e5, verdict(st3(&ap_ev[s]).med >= 5e5));
+            else
+                printf("  %-34s | %-22s | %-24s | %.2f of raw sync rate\n", lab,
+                       "(reference)", m, st3(&ap_b[s]).med / raw_rate);
         }
     }
     if (do3) {
@@ -1149,8 +1153,9 @@ int main(int argc, char **argv)
         printf("  %-34s | %-22s | %-24s | %s\n", "  group-commit batch size",
                "(reference)", m, "-");
         snprintf(m, sizeof m, "%s cmds/s", human(wd_med, t, sizeof t));
-        printf("  %-34s | %-22s | %-24s | %.2fx  %s\n", "writer, direct wr_process",
-               ">= 100k cmds/s", m, wd_med / 1e5, verdict(wd_med >= 1e5));
+        /* Not the target path (no pipelining): the writer's serial capacity. */
+        printf("  %-34s | %-22s | %-24s | %.2f of the target\n", "writer, direct wr_process",
+               "(reference)", m, wd_med / 1e5);
     }
 
     rmtree(g_root);
