@@ -407,6 +407,8 @@ static dec_reason order_place(const st_state *s, const dec_cmd *c, dec_out *o)
             return refuse(o, DEC_OUT_OF_STOCK, "quantity", "Insufficient stock");
         }
         total += ws[i]->price * l->quantity;
+        if (total > DEC_MAX_TOTAL)
+            return refuse(o, DEC_INVALID, "items", "an order total of at most 99,999,999.99");
     }
     if (c->u.order.currency.p &&
         (c->u.order.currency.n != 3 || memcmp(c->u.order.currency.p, ws[0]->currency, 3)))

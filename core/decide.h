@@ -16,7 +16,10 @@
 
 #define DEC_MAX_EVENTS (EV_MAX_LINES + 2)
 #define DEC_MAX_QTY 10000           /* per order line */
-#define DEC_MAX_PRICE 1000000000000 /* minor units */
+/* Money limits in minor units: the read models keep the old numeric(10,2)
+ * columns, so no price or total may exceed 99,999,999.99. */
+#define DEC_MAX_PRICE 9999999999LL
+#define DEC_MAX_TOTAL 9999999999LL
 #define DEC_MAX_STOCK 1000000000
 
 typedef enum dec_kind {

@@ -1086,14 +1086,19 @@ Test(decide, order_place_reserves_stock_and_totals_in_minor_units)
     cr_assert_eq(o->n_lines, 2);
     cr_assert_str_eq(o->currency, "USD");
 
-    /* Large amounts stay exact. */
-    add_watch(3, 123456789012, 100);
+    /* Large amounts stay exact, up to what numeric(10,2) holds. */
+    add_watch(3, 1234567890, 100);
     dec_line_in big[] = {line(3, 7), line(1, 1)};
     c = order_cmd(big, 2);
     ACCEPT(&c, 3);
-    cr_assert_eq(O->total, 123456789012LL * 7 + 10000);
-    cr_assert_eq(O->ev[0].u.order_placed.lines.v[0].subtotal, 864197523084LL);
+    cr_assert_eq(O->total, 1234567890LL * 7 + 10000);
+    cr_assert_eq(O->ev[0].u.order_placed.lines.v[0].subtotal, 8641975230LL);
     cr_assert_eq(O->ev[0].u.order_placed.customer_id, 0); /* the system */
+    /* A total over 99,999,999.99 is refused, and takes no stock. */
+    dec_line_in huge[] = {line(3, 9)};
+    c = order_cmd(huge, 1);
+    EXPECT(&c, DEC_INVALID, "items");
+    cr_assert_eq(stock_of(3), 93);
 
     /* An explicit currency must be the catalogue's. */
     dec_line_in one = line(1, 1);

@@ -1,0 +1,54 @@
+/* proj.h - projections: read models folded from the log.
+ *
+ * Owns: the sink interface every projection implements, and the runner that
+ * follows the log and feeds a sink in batches. A sink applies a batch of
+ * events and stores the position after it in the same atomic step (one
+ * PostgreSQL transaction, one LMDB write transaction), so a projection is
+ * exactly-once by construction: killed anywhere, it restarts from the
+ * position it stored, and the result equals a fresh rebuild.
+ *
+ * Unknown event types or versions are counted and skipped, never fatal.
+ */
+#ifndef WS_PROJ_H
+#define WS_PROJ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/event.h"
+#include "core/log.h"
+
+typedef struct proj_sink_ops {
+    const char *name; /* "pg", "cache" */
+    /* The position the sink has applied up to (0 for a fresh one). */
+    int (*next_pos)(void *ctx, uint64_t *pos);
+    /* A batch: begin, apply each event in log order, commit with the
+     * position after the batch's last event. On any error the runner calls
+     * abort and retries the whole batch later. */
+    int (*begin)(void *ctx);
+    int (*apply)(void *ctx, const ev_event *ev);
+    int (*commit)(void *ctx, uint64_t next_pos);
+    void (*abort)(void *ctx);
+    /* The last error, as a sentence (never NULL). */
+    const char *(*errmsg)(void *ctx);
+} proj_sink_ops;
+
+typedef struct proj_sink {
+    const proj_sink_ops *ops;
+    void *ctx;
+} proj_sink;
+
+typedef struct proj_stats {
+    uint64_t applied;  /* events applied */
+    uint64_t skipped;  /* unknown types or versions */
+    uint64_t batches;
+    uint64_t next_pos; /* where the sink is */
+} proj_stats;
+
+/* Applies the log to the sink from the sink's position, batches of at most
+ * `batch` events, until the log's end. Returns 0, or -1 with err set (the
+ * sink then holds every batch that committed before the error). */
+int proj_catch_up(log_t *log, proj_sink *sink, size_t batch, proj_stats *st,
+                  char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,733 @@
+/* proj_pg.c - the PostgreSQL read models (see proj_pg.h).
+ *
+ * A batch is one transaction. New rows are written into per-table COPY
+ * buffers; updates of rows (stock, order status and payment) are coalesced
+ * per row and applied after the COPYs with one UPDATE ... FROM a temporary
+ * table per kind. Rare events (a watch's fields, a role) flush what is
+ * pending and run one parameterised statement, so the order of effects is
+ * always the log's order. Values reach PostgreSQL only as COPY data or as
+ * statement parameters, never spliced into SQL.
+ */
+#include "proj_pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/ht.h"
+#include "migrate.h"
+
+enum { T_WATCHES, T_CUSTOMERS, T_ORDERS, T_ITEMS, T_INVOICES, T_MOVES, T_PAYMENTS, T_COUNT };
+
+static const char *const copy_sql[T_COUNT] = {
+    [T_WATCHES] = "COPY watches (watch_id, watch_name, brand, model_code, description, price,"
+                  " stock_quantity, image_url, category, created_at, updated_at, currency,"
+                  " source_pos) FROM STDIN",
+    [T_CUSTOMERS] = "COPY customers (customer_id, email, full_name, phone, address, city,"
+                    " country, is_admin, created_at, role, source_pos) FROM STDIN",
+    [T_ORDERS] = "COPY orders (order_id, customer_id, order_date, total_amount, status,"
+                 " payment_intent_id, shipping_address, invoice_url, currency, paid,"
+                 " source_pos) FROM STDIN",
+    [T_ITEMS] = "COPY order_items (item_id, order_id, watch_id, quantity, unit_price,"
+                " subtotal, source_pos) FROM STDIN",
+    [T_INVOICES] = "COPY invoices (invoice_id, order_id, invoice_number, issue_date, pdf_path,"
+                   " total, source_pos) FROM STDIN",
+    [T_MOVES] = "COPY stock_movements (movement_id, watch_id, quantity_change, movement_type,"
+                " reference_id, notes, created_at, source_pos) FROM STDIN",
+    [T_PAYMENTS] = "COPY payments (source_pos, order_id, provider, intent_id, provider_event_id,"
+                   " outcome, amount, currency, reason, created_at) FROM STDIN",
+};
+
+/* The last stock of a watch changed in this batch. */
+typedef struct stock_patch {
+    uint8_t watch_id[16];
+    int64_t quantity;
+    uint64_t at_us, pos;
+} stock_patch;
+
+/* What this batch changed in an order that already existed. */
+typedef struct order_patch {
+    uint64_t order_id;
+    int status; /* -1: unchanged */
+    size_t intent_off, intent_len; /* into strings; len 0: unchanged */
+    bool paid;
+    uint64_t pos;
+} order_patch;
+
+struct proj_pg {
+    PGconn *db;
+    char conninfo[1024];
+    char schema[64];
+    char errmsg[1024];
+    bool in_txn;
+    int64_t next_movement;
+    ev_buf copy[T_COUNT];
+    stock_patch *stock;
+    size_t n_stock, cap_stock;
+    ht stock_ix;
+    order_patch *orders;
+    size_t n_orders, cap_orders;
+    ht order_ix;
+    ev_buf strings; /* intent ids of order patches */
+    ev_buf scratch;
+};
+
+/* ------------------------------------------------------------ COPY text */
+
+/* A string as a COPY text field: \N for null; backslash, tab, newline and
+ * carriage return escaped; NUL and bytes that are not UTF-8 become U+FFFD
+ * (the database is UTF-8, and one bad event must not stop the projection). */
+static int put_str(ev_buf *b, ev_str s)
+{
+    if (!s.p)
+        return ev_buf_append(b, "\\N", 2);
+    if (ev_buf_reserve(b, (size_t)s.n * 3 + 1))
+        return -1;
+    uint8_t *o = b->p + b->len;
+    const uint8_t *p = (const uint8_t *)s.p, *end = p + s.n;
+    while (p < end) {
+        uint8_t c = *p;
+        if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
+            *o++ = '\\';
+            *o++ = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
+            p++;
+        } else if (c >= 0x01 && c < 0x80) {
+            *o++ = c;
+            p++;
+        } else {
+            int n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+            bool ok = n && end - p >= n && !(n == 2 && c < 0xc2);
+            for (int i = 1; ok && i < n; i++)
+                ok = (p[i] & 0xc0) == 0x80;
+            if (ok) {
+                memcpy(o, p, (size_t)n);
+                o += n;
+                p += n;
+            } else {
+                memcpy(o, "\xef\xbf\xbd", 3);
+                o += 3;
+                p++;
+            }
+        }
+    }
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
+static int put_c(ev_buf *b, const char *s) { return ev_buf_append(b, s, strlen(s)); }
+
+static int put_i(ev_buf *b, int64_t v)
+{
+    char t[24];
+    int n = snprintf(t, sizeof t, "%lld", (long long)v);
+    return ev_buf_append(b, t, (size_t)n);
+}
+
+/* Integer minor units as a decimal with two places. */
+static int put_money(ev_buf *b, int64_t minor)
+{
+    char t[32];
+    uint64_t a = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    int n = snprintf(t, sizeof t, "%s%llu.%02llu", minor < 0 ? "-" : "",
+                     (unsigned long long)(a / 100), (unsigned long long)(a % 100));
+    return ev_buf_append(b, t, (size_t)n);
+}
+
+static int put_ts(ev_buf *b, uint64_t us)
+{
+    time_t sec = (time_t)(us / 1000000);
+    struct tm tm;
+    char t[48];
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
+    n += (size_t)snprintf(t + n, sizeof t - n, ".%06u+00", (unsigned)(us % 1000000));
+    return ev_buf_append(b, t, n);
+}
+
+static int put_uuid(ev_buf *b, const uint8_t id[16])
+{
+    char u[37];
+    ev_uuid_format(id, u);
+    return ev_buf_append(b, u, 36);
+}
+
+static int tab(ev_buf *b) { return ev_buf_append(b, "\t", 1); }
+static int eol(ev_buf *b) { return ev_buf_append(b, "\n", 1); }
+
+static const char *status_name(int s) { return ev_enum_name(EV_ENUMSET_order_status, s); }
+
+/* ------------------------------------------------------------ errors */
+
+static int fail_pg(proj_pg *p, const char *what, PGresult *r)
+{
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", what,
+             r ? PQresultErrorMessage(r) : PQerrorMessage(p->db));
+    if (r)
+        PQclear(r);
+    return -1;
+}
+
+static int run(proj_pg *p, const char *sql)
+{
+    PGresult *r = PQexec(p->db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return fail_pg(p, sql, r);
+    PQclear(r);
+    return 0;
+}
+
+static int run_params(proj_pg *p, const char *sql, int n, const char *const *vals)
+{
+    PGresult *r = PQexecParams(p->db, sql, n, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return fail_pg(p, "statement", r);
+    PQclear(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------ flushing */
+
+static int copy_in(proj_pg *p, const char *sql, ev_buf *b)
+{
+    if (b->len == 0)
+        return 0;
+    PGresult *r = PQexec(p->db, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        return fail_pg(p, sql, r);
+    PQclear(r);
+    if (PQputCopyData(p->db, (const char *)b->p, (int)b->len) != 1 ||
+        PQputCopyEnd(p->db, NULL) != 1)
+        return fail_pg(p, "COPY", NULL);
+    int rc = 0;
+    while ((r = PQgetResult(p->db)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
+            rc = fail_pg(p, sql, r);
+            continue;
+        }
+        PQclear(r);
+    }
+    b->len = 0;
+    return rc;
+}
+
+static int flush_stock(proj_pg *p)
+{
+    if (!p->n_stock)
+        return 0;
+    ev_buf *b = &p->scratch;
+    b->len = 0;
+    for (size_t i = 0; i < p->n_stock; i++) {
+        stock_patch *s = &p->stock[i];
+        if (put_uuid(b, s->watch_id) || tab(b) || put_i(b, s->quantity) || tab(b) ||
+            put_ts(b, s->at_us) || tab(b) || put_i(b, (int64_t)s->pos) || eol(b))
+            return -1;
+    }
+    if (copy_in(p, "COPY ws_stock_patch FROM STDIN", b) ||
+        run(p, "UPDATE watches w SET stock_quantity = t.quantity, updated_at = t.at,"
+               " source_pos = t.pos FROM ws_stock_patch t WHERE w.watch_id = t.watch_id") ||
+        run(p, "TRUNCATE ws_stock_patch"))
+        return -1;
+    p->n_stock = 0;
+    ht_free(&p->stock_ix);
+    ht_init(&p->stock_ix);
+    return 0;
+}
+
+static int flush_orders(proj_pg *p)
+{
+    if (!p->n_orders)
+        return 0;
+    ev_buf *b = &p->scratch;
+    b->len = 0;
+    for (size_t i = 0; i < p->n_orders; i++) {
+        order_patch *o = &p->orders[i];
+        ev_str intent = {o->intent_len ? (const char *)p->strings.p + o->intent_off : NULL,
+                         (uint32_t)o->intent_len};
+        if (put_i(b, (int64_t)o->order_id) || tab(b) ||
+            (o->status >= 0 ? put_c(b, status_name(o->status)) : put_c(b, "\\N")) || tab(b) ||
+            put_str(b, intent) || tab(b) || put_c(b, o->paid ? "t" : "f") || tab(b) ||
+            put_i(b, (int64_t)o->pos) || eol(b))
+            return -1;
+    }
+    if (copy_in(p, "COPY ws_order_patch FROM STDIN", b) ||
+        run(p, "UPDATE orders o SET status = coalesce(t.status, o.status),"
+               " payment_intent_id = coalesce(t.intent_id, o.payment_intent_id),"
+               " paid = o.paid OR t.paid, source_pos = t.pos"
+               " FROM ws_order_patch t WHERE o.order_id = t.order_id") ||
+        run(p, "TRUNCATE ws_order_patch"))
+        return -1;
+    p->n_orders = 0;
+    p->strings.len = 0;
+    ht_free(&p->order_ix);
+    ht_init(&p->order_ix);
+    return 0;
+}
+
+/* Everything pending, in an order that respects the log's: new rows first
+ * (updates in the batch may touch them), then the coalesced updates. */
+static int flush(proj_pg *p)
+{
+    for (int t = 0; t < T_COUNT; t++)
+        if (copy_in(p, copy_sql[t], &p->copy[t]))
+            return -1;
+    return flush_stock(p) || flush_orders(p) ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ patches */
+
+static stock_patch *stock_of(proj_pg *p, const uint8_t id[16])
+{
+    uint64_t ix;
+    if (ht_get(&p->stock_ix, id, &ix))
+        return &p->stock[ix];
+    if (p->n_stock == p->cap_stock) {
+        size_t n = p->cap_stock ? p->cap_stock * 2 : 256;
+        stock_patch *s = realloc(p->stock, n * sizeof *s);
+        if (!s)
+            return NULL;
+        p->stock = s;
+        p->cap_stock = n;
+    }
+    if (ht_put(&p->stock_ix, id, p->n_stock))
+        return NULL;
+    stock_patch *s = &p->stock[p->n_stock++];
+    memcpy(s->watch_id, id, 16);
+    return s;
+}
+
+static order_patch *order_of(proj_pg *p, uint64_t id)
+{
+    uint8_t key[16] = {0};
+    uint64_t ix;
+    memcpy(key, &id, sizeof id);
+    if (ht_get(&p->order_ix, key, &ix))
+        return &p->orders[ix];
+    if (p->n_orders == p->cap_orders) {
+        size_t n = p->cap_orders ? p->cap_orders * 2 : 256;
+        order_patch *o = realloc(p->orders, n * sizeof *o);
+        if (!o)
+            return NULL;
+        p->orders = o;
+        p->cap_orders = n;
+    }
+    if (ht_put(&p->order_ix, key, p->n_orders))
+        return NULL;
+    order_patch *o = &p->orders[p->n_orders++];
+    memset(o, 0, sizeof *o);
+    o->order_id = id;
+    o->status = -1;
+    return o;
+}
+
+static int patch_order(proj_pg *p, uint64_t id, int status, ev_str intent, bool paid,
+                       uint64_t pos)
+{
+    order_patch *o = order_of(p, id);
+    if (!o)
+        return -1;
+    if (status >= 0)
+        o->status = status;
+    if (intent.p && intent.n) {
+        o->intent_off = p->strings.len;
+        o->intent_len = intent.n;
+        if (ev_buf_append(&p->strings, intent.p, intent.n))
+            return -1;
+    }
+    o->paid = o->paid || paid;
+    o->pos = pos;
+    return 0;
+}
+
+/* ------------------------------------------------------------ events */
+
+static int row_watch(proj_pg *p, const ev_event *ev)
+{
+    const ev_watch_added *w = &ev->u.watch_added;
+    ev_buf *b = &p->copy[T_WATCHES];
+    return put_uuid(b, w->watch_id) || tab(b) || put_str(b, w->watch_name) || tab(b) ||
+           put_str(b, w->brand) || tab(b) || put_str(b, w->model_code) || tab(b) ||
+           put_str(b, w->description) || tab(b) || put_money(b, w->price) || tab(b) ||
+           put_i(b, w->stock_quantity) || tab(b) || put_str(b, w->image_url) || tab(b) ||
+           put_str(b, w->category) || tab(b) || put_ts(b, ev->env.recorded_us) || tab(b) ||
+           put_ts(b, ev->env.recorded_us) || tab(b) || put_str(b, w->currency) || tab(b) ||
+           put_i(b, (int64_t)ev->env.pos) || eol(b);
+}
+
+static int row_customer(proj_pg *p, const ev_event *ev)
+{
+    const ev_customer_registered *c = &ev->u.customer_registered;
+    ev_buf *b = &p->copy[T_CUSTOMERS];
+    return put_i(b, (int64_t)c->customer_id) || tab(b) || put_str(b, c->email) || tab(b) ||
+           put_str(b, c->full_name) || tab(b) || put_str(b, c->phone) || tab(b) ||
+           put_str(b, c->address) || tab(b) || put_str(b, c->city) || tab(b) ||
+           put_str(b, c->country) || tab(b) || put_c(b, c->role == EV_role_ADMIN ? "t" : "f") ||
+           tab(b) || put_ts(b, ev->env.recorded_us) || tab(b) ||
+           put_c(b, ev_enum_name(EV_ENUMSET_role, c->role)) || tab(b) ||
+           put_i(b, (int64_t)ev->env.pos) || eol(b);
+}
+
+static int rows_order(proj_pg *p, const ev_event *ev)
+{
+    const ev_order_placed *o = &ev->u.order_placed;
+    uint64_t pos = ev->env.pos;
+    ev_buf *b = &p->copy[T_ORDERS];
+    if (put_i(b, (int64_t)o->order_id) || tab(b) ||
+        (o->customer_id ? put_i(b, (int64_t)o->customer_id) : put_c(b, "\\N")) || tab(b) ||
+        put_ts(b, ev->env.recorded_us) || tab(b) || put_money(b, o->total) || tab(b) ||
+        put_c(b, "pending") || tab(b) || put_c(b, "\\N") || tab(b) ||
+        put_str(b, o->shipping_address) || tab(b) || put_c(b, "\\N") || tab(b) ||
+        put_str(b, o->currency) || tab(b) || put_c(b, "f") || tab(b) || put_i(b, (int64_t)pos) ||
+        eol(b))
+        return -1;
+    b = &p->copy[T_ITEMS];
+    for (uint32_t i = 0; i < o->lines.n; i++) {
+        const ev_line *l = &o->lines.v[i];
+        if (put_i(b, (int64_t)(o->order_id * 100 + i)) || tab(b) ||
+            put_i(b, (int64_t)o->order_id) || tab(b) || put_uuid(b, l->watch_id) || tab(b) ||
+            put_i(b, l->quantity) || tab(b) || put_money(b, l->unit_price) || tab(b) ||
+            put_money(b, l->subtotal) || tab(b) || put_i(b, (int64_t)pos) || eol(b))
+            return -1;
+    }
+    b = &p->copy[T_INVOICES];
+    time_t sec = (time_t)(ev->env.recorded_us / 1000000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char num[48];
+    snprintf(num, sizeof num, "INV-%04d-%05llu", tm.tm_year + 1900,
+             (unsigned long long)o->order_id);
+    return put_i(b, (int64_t)o->order_id) || tab(b) || put_i(b, (int64_t)o->order_id) ||
+           tab(b) || put_c(b, num) || tab(b) || put_ts(b, ev->env.recorded_us) || tab(b) ||
+           put_c(b, "\\N") || tab(b) || put_money(b, o->total) || tab(b) ||
+           put_i(b, (int64_t)pos) || eol(b);
+}
+
+static int row_movement(proj_pg *p, const ev_event *ev)
+{
+    const ev_stock_adjusted *s = &ev->u.stock_adjusted;
+    ev_buf *b = &p->copy[T_MOVES];
+    if (put_i(b, p->next_movement++) || tab(b) || put_uuid(b, s->watch_id) || tab(b) ||
+        put_i(b, s->delta) || tab(b) ||
+        put_c(b, ev_enum_name(EV_ENUMSET_stock_reason, s->reason)) || tab(b) ||
+        (s->order_id ? put_i(b, (int64_t)s->order_id) : put_c(b, "\\N")) || tab(b) ||
+        put_str(b, s->note) || tab(b) || put_ts(b, ev->env.recorded_us) || tab(b) ||
+        put_i(b, (int64_t)ev->env.pos) || eol(b))
+        return -1;
+    stock_patch *sp = stock_of(p, s->watch_id);
+    if (!sp)
+        return -1;
+    sp->quantity = s->quantity;
+    sp->at_us = ev->env.recorded_us;
+    sp->pos = ev->env.pos;
+    return 0;
+}
+
+static int row_payment(proj_pg *p, const ev_event *ev, uint64_t order_id, ev_str provider,
+                       ev_str intent, ev_str event_id, const char *outcome, int64_t amount,
+                       bool has_amount, ev_str currency, ev_str reason)
+{
+    ev_buf *b = &p->copy[T_PAYMENTS];
+    return put_i(b, (int64_t)ev->env.pos) || tab(b) || put_i(b, (int64_t)order_id) || tab(b) ||
+           put_str(b, provider) || tab(b) || put_str(b, intent) || tab(b) ||
+           put_str(b, event_id) || tab(b) || put_c(b, outcome) || tab(b) ||
+           (has_amount ? put_money(b, amount) : put_c(b, "\\N")) || tab(b) ||
+           put_str(b, currency) || tab(b) || put_str(b, reason) || tab(b) ||
+           put_ts(b, ev->env.recorded_us) || eol(b);
+}
+
+/* watch.updated: one UPDATE of the changed columns (names from this list
+ * only; values as parameters). */
+static int update_watch(proj_pg *p, const ev_event *ev)
+{
+    const ev_watch_updated *w = &ev->u.watch_updated;
+    static const struct {
+        uint32_t bit;
+        const char *col;
+    } cols[] = {{EV_WF_NAME, "watch_name"},   {EV_WF_BRAND, "brand"},
+                {EV_WF_MODEL_CODE, "model_code"}, {EV_WF_DESCRIPTION, "description"},
+                {EV_WF_PRICE, "price"},       {EV_WF_IMAGE_URL, "image_url"},
+                {EV_WF_CATEGORY, "category"}};
+    const ev_str vals_s[] = {w->watch_name, w->brand, w->model_code, w->description,
+                             {NULL, 0},     w->image_url, w->category};
+    if (flush(p))
+        return -1;
+    char sql[512], uuid[37], at[48], pos[24], price[32];
+    const char *vals[10];
+    char *owned[10] = {0};
+    int n = 0, len = snprintf(sql, sizeof sql, "UPDATE watches SET updated_at = $1, source_pos = $2");
+    ev_buf tb = {0};
+    put_ts(&tb, ev->env.recorded_us);
+    snprintf(at, sizeof at, "%.*s", (int)tb.len, (const char *)tb.p);
+    ev_buf_free(&tb);
+    snprintf(pos, sizeof pos, "%llu", (unsigned long long)ev->env.pos);
+    ev_uuid_format(w->watch_id, uuid);
+    vals[n++] = at;
+    vals[n++] = pos;
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        if (!(w->changed & cols[i].bit))
+            continue;
+        if (cols[i].bit == EV_WF_PRICE) {
+            ev_buf mb = {0};
+            put_money(&mb, w->price);
+            snprintf(price, sizeof price, "%.*s", (int)mb.len, (const char *)mb.p);
+            ev_buf_free(&mb);
+            vals[n] = price;
+        } else if (vals_s[i].p) {
+            /* Parameters are C strings: NUL and invalid UTF-8 made safe. */
+            ev_buf sb = {0};
+            ev_str v = vals_s[i];
+            for (uint32_t k = 0; k < v.n; k++)
+                ev_buf_append(&sb, v.p[k] ? &v.p[k] : "\xef\xbf\xbd", v.p[k] ? 1 : 3);
+            ev_buf_append(&sb, "", 1);
+            owned[n] = (char *)sb.p;
+            vals[n] = owned[n];
+        } else {
+            vals[n] = NULL;
+        }
+        n++;
+        len += snprintf(sql + len, sizeof sql - (size_t)len, ", %s = $%d", cols[i].col, n);
+    }
+    snprintf(sql + len, sizeof sql - (size_t)len, " WHERE watch_id = $%d", n + 1);
+    vals[n++] = uuid;
+    int rc = run_params(p, sql, n, vals);
+    for (int i = 0; i < 10; i++)
+        free(owned[i]);
+    return rc;
+}
+
+static int update_role(proj_pg *p, const ev_event *ev)
+{
+    const ev_customer_role_changed *c = &ev->u.customer_role_changed;
+    char id[24], pos[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)c->customer_id);
+    snprintf(pos, sizeof pos, "%llu", (unsigned long long)ev->env.pos);
+    const char *vals[3] = {ev_enum_name(EV_ENUMSET_role, c->role), pos, id};
+    if (flush(p))
+        return -1;
+    return run_params(p,
+                      "UPDATE customers SET role = $1, is_admin = ($1 = 'admin'),"
+                      " source_pos = $2 WHERE customer_id = $3",
+                      3, vals);
+}
+
+static int pg_apply(void *ctx, const ev_event *ev)
+{
+    proj_pg *p = ctx;
+    const ev_str none = {NULL, 0};
+    int rc = 0;
+    switch (ev->env.type) {
+    case EV_T_WATCH_ADDED: rc = row_watch(p, ev); break;
+    case EV_T_WATCH_UPDATED: rc = update_watch(p, ev); break;
+    case EV_T_STOCK_ADJUSTED: rc = row_movement(p, ev); break;
+    case EV_T_CUSTOMER_REGISTERED: rc = row_customer(p, ev); break;
+    case EV_T_CUSTOMER_ROLE_CHANGED: rc = update_role(p, ev); break;
+    case EV_T_ORDER_PLACED: rc = rows_order(p, ev); break;
+    case EV_T_ORDER_STATUS_CHANGED:
+        rc = patch_order(p, ev->u.order_status_changed.order_id, ev->u.order_status_changed.to,
+                         none, false, ev->env.pos);
+        break;
+    case EV_T_ORDER_CANCELLED:
+        rc = patch_order(p, ev->u.order_cancelled.order_id, EV_order_status_CANCELLED, none,
+                         false, ev->env.pos);
+        break;
+    case EV_T_PAYMENT_INTENT_CREATED: {
+        const ev_payment_intent_created *e = &ev->u.payment_intent_created;
+        rc = row_payment(p, ev, e->order_id, e->provider, e->intent_id, none, "intent",
+                         e->amount, true, e->currency, none) ||
+             patch_order(p, e->order_id, -1, e->intent_id, false, ev->env.pos);
+        break;
+    }
+    case EV_T_PAYMENT_SUCCEEDED: {
+        const ev_payment_succeeded *e = &ev->u.payment_succeeded;
+        rc = row_payment(p, ev, e->order_id, e->provider, e->intent_id, e->provider_event_id,
+                         "succeeded", e->amount, true, e->currency, none) ||
+             patch_order(p, e->order_id, -1, e->intent_id, true, ev->env.pos);
+        break;
+    }
+    case EV_T_PAYMENT_MISMATCHED: {
+        const ev_payment_mismatched *e = &ev->u.payment_mismatched;
+        rc = row_payment(p, ev, e->order_id, e->provider, e->intent_id, e->provider_event_id,
+                         "mismatched", e->amount, true, e->currency, none);
+        break;
+    }
+    case EV_T_PAYMENT_FAILED: {
+        const ev_payment_failed *e = &ev->u.payment_failed;
+        rc = row_payment(p, ev, e->order_id, e->provider, e->intent_id, e->provider_event_id,
+                         "failed", 0, false, none, e->reason);
+        break;
+    }
+    default: break; /* tokens are not analysts' data */
+    }
+    if (rc && !p->errmsg[0])
+        snprintf(p->errmsg, sizeof p->errmsg, "out of memory");
+    return rc ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ the sink */
+
+static void reset_batch(proj_pg *p)
+{
+    for (int t = 0; t < T_COUNT; t++)
+        p->copy[t].len = 0;
+    p->n_stock = p->n_orders = 0;
+    p->strings.len = 0;
+    ht_free(&p->stock_ix);
+    ht_init(&p->stock_ix);
+    ht_free(&p->order_ix);
+    ht_init(&p->order_ix);
+}
+
+static int enter(proj_pg *p)
+{
+    char *id = PQescapeIdentifier(p->db, p->schema, strlen(p->schema));
+    if (!id)
+        return fail_pg(p, "schema name", NULL);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "BEGIN; SET LOCAL search_path TO %s;"
+             " CREATE TEMP TABLE IF NOT EXISTS ws_stock_patch (watch_id uuid, quantity integer,"
+             " at timestamptz, pos bigint);"
+             " CREATE TEMP TABLE IF NOT EXISTS ws_order_patch (order_id integer, status text,"
+             " intent_id text, paid boolean, pos bigint)",
+             id);
+    PQfreemem(id);
+    return run(p, sql);
+}
+
+static int pg_next_pos(void *ctx, uint64_t *pos)
+{
+    proj_pg *p = ctx;
+    char *id = PQescapeIdentifier(p->db, p->schema, strlen(p->schema));
+    if (!id)
+        return fail_pg(p, "schema name", NULL);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT next_pos FROM %s.projection_state WHERE projection = 'pg'",
+             id);
+    PQfreemem(id);
+    PGresult *r = PQexec(p->db, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return fail_pg(p, "reading the projection's position", r);
+    *pos = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return 0;
+}
+
+static int pg_begin(void *ctx)
+{
+    proj_pg *p = ctx;
+    p->errmsg[0] = 0;
+    reset_batch(p);
+    if (enter(p))
+        return -1;
+    p->in_txn = true;
+    PGresult *r = PQexec(p->db, "SELECT next_movement_id FROM projection_state"
+                                " WHERE projection = 'pg' FOR UPDATE");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return fail_pg(p, "reading the projection's counters", r);
+    p->next_movement = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 1;
+    PQclear(r);
+    return 0;
+}
+
+static int pg_commit(void *ctx, uint64_t next_pos)
+{
+    proj_pg *p = ctx;
+    if (flush(p))
+        return -1;
+    char pos[24], mv[24];
+    snprintf(pos, sizeof pos, "%llu", (unsigned long long)next_pos);
+    snprintf(mv, sizeof mv, "%lld", (long long)p->next_movement);
+    const char *vals[2] = {pos, mv};
+    if (run_params(p,
+                   "INSERT INTO projection_state (projection, next_pos, next_movement_id, updated_at)"
+                   " VALUES ('pg', $1, $2, now()) ON CONFLICT (projection) DO UPDATE SET"
+                   " next_pos = $1, next_movement_id = $2, updated_at = now()",
+                   2, vals) ||
+        run(p, "COMMIT"))
+        return -1;
+    p->in_txn = false;
+    return 0;
+}
+
+static void pg_abort(void *ctx)
+{
+    proj_pg *p = ctx;
+    reset_batch(p);
+    if (p->in_txn && PQstatus(p->db) == CONNECTION_OK) {
+        PGresult *r = PQexec(p->db, "ROLLBACK");
+        PQclear(r);
+    }
+    p->in_txn = false;
+}
+
+static const char *pg_errmsg(void *ctx) { return ((proj_pg *)ctx)->errmsg; }
+
+static const proj_sink_ops pg_ops = {
+    .name = "pg",
+    .next_pos = pg_next_pos,
+    .begin = pg_begin,
+    .apply = pg_apply,
+    .commit = pg_commit,
+    .abort = pg_abort,
+    .errmsg = pg_errmsg,
+};
+
+proj_sink proj_pg_sink(proj_pg *p) { return (proj_sink){&pg_ops, p}; }
+
+static int connect_and_migrate(proj_pg *p, char *err, size_t errlen)
+{
+    if (p->db)
+        PQfinish(p->db);
+    p->db = PQconnectdb(p->conninfo);
+    if (PQstatus(p->db) != CONNECTION_OK) {
+        /* libpq names host and reason, never the password. */
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(p->db));
+        return -1;
+    }
+    PGresult *r = PQexec(p->db, "SET client_min_messages TO warning");
+    PQclear(r);
+    int applied;
+    return proj_migrate(p->db, p->schema, &applied, err, errlen);
+}
+
+proj_pg *proj_pg_open(const char *conninfo, const char *schema, char *err, size_t errlen)
+{
+    proj_pg *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(p->conninfo, sizeof p->conninfo, "%s", conninfo);
+    snprintf(p->schema, sizeof p->schema, "%s", schema);
+    ht_init(&p->stock_ix);
+    ht_init(&p->order_ix);
+    if (connect_and_migrate(p, err, errlen) != 0) {
+        proj_pg_close(p);
+        return NULL;
+    }
+    return p;
+}
+
+int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen)
+{
+    p->in_txn = false;
+    return connect_and_migrate(p, err, errlen);
+}
+
+void proj_pg_close(proj_pg *p)
+{
+    if (!p)
+        return;
+    if (p->db)
+        PQfinish(p->db);
+    for (int t = 0; t < T_COUNT; t++)
+        ev_buf_free(&p->copy[t]);
+    ev_buf_free(&p->strings);
+    ev_buf_free(&p->scratch);
+    free(p->stock);
+    free(p->orders);
+    ht_free(&p->stock_ix);
+    ht_free(&p->order_ix);
+    free(p);
+}

@@ -1,0 +1,33 @@
+/* proj_pg.h - the PostgreSQL read models as a projection sink.
+ *
+ * Owns: one libpq connection, the rows a batch makes (buffered and sent with
+ * COPY), the updates it makes (coalesced per row, applied with one UPDATE
+ * ... FROM a temporary table per kind), and the `projection_state` row that
+ * records the position applied, all in one transaction per batch.
+ *
+ * Rules that make rebuilds identical: every row carries the position of the
+ * event that last wrote it (source_pos); order items are numbered
+ * order_id * 100 + line index; invoices are INV-<year>-<order id, 5 digits>;
+ * stock movements take the next number of a counter kept in
+ * projection_state, in the same transaction.
+ */
+#ifndef WS_PROJ_PG_H
+#define WS_PROJ_PG_H
+
+#include <libpq-fe.h>
+
+#include "proj.h"
+
+typedef struct proj_pg proj_pg;
+
+/* Connects and migrates `schema` ("public" for the live read models).
+ * Returns NULL with a sentence in err. */
+proj_pg *proj_pg_open(const char *conninfo, const char *schema, char *err,
+                      size_t errlen);
+void proj_pg_close(proj_pg *p);
+/* The sink to give proj_catch_up. */
+proj_sink proj_pg_sink(proj_pg *p);
+/* Drops the connection and connects again (after PostgreSQL came back). */
+int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen);
+
+#endif
