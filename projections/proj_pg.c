@@ -506,7 +506,7 @@ static int update_role(proj_pg *p, const ev_event *ev)
     if (flush(p))
         return -1;
     return run_params(p,
-                      "UPDATE customers SET role = $1, is_admin = ($1 = 'admin'),"
+                      "UPDATE customers SET role = $1::text, is_admin = ($1::text = 'admin'),"
                       " source_pos = $2 WHERE customer_id = $3",
                       3, vals);
 }
