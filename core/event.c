@@ -1039,7 +1039,7 @@ static int putf(ev_buf *b, const char *fmt, ...)
 }
 
 /* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
-static int put_json_str(ev_buf *b, ev_str s)
+static int json_str(ev_buf *b, ev_str s)
 {
     if (!s.p)
         return ev_buf_append(b, "null", 4);
@@ -1081,6 +1081,8 @@ static int put_json_str(ev_buf *b, ev_str s)
     return 0;
 }
 
+int ev_format_json_str(ev_str s, ev_buf *out) { return json_str(out, s); }
+
 static int put_hex(ev_buf *b, const uint8_t *p, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -1110,9 +1112,9 @@ static int json_value(ev_buf *b, const field_desc *f, const void *v)
     case K_BOOL: return *(const bool *)v ? ev_buf_append(b, "true", 4) : ev_buf_append(b, "false", 5);
     case K_STR: {
         ev_str s = *(const ev_str *)v;
-        return put_json_str(b, s.p ? s : (ev_str){"", 0});
+        return json_str(b, s.p ? s : (ev_str){"", 0});
     }
-    case K_OSTR: return put_json_str(b, *(const ev_str *)v);
+    case K_OSTR: return json_str(b, *(const ev_str *)v);
     case K_UUID:
         ev_uuid_format(v, u);
         return putf(b, "\"%s\"", u);
@@ -1156,18 +1158,18 @@ int ev_format_json(const ev_event *ev, ev_buf *out)
     char id[37];
     ev_uuid_format(e->id, id);
     int rc = putf(out, "{\"pos\":%llu,\"id\":\"%s\",\"type\":", (unsigned long long)e->pos, id);
-    if (!rc) rc = put_json_str(out, e->type_name.p ? e->type_name : ev_str_c(ev_type_name(e->type)));
+    if (!rc) rc = json_str(out, e->type_name.p ? e->type_name : ev_str_c(ev_type_name(e->type)));
     if (!rc) rc = putf(out, ",\"version\":%u,\"stream\":", e->version);
-    if (!rc) rc = put_json_str(out, e->stream);
+    if (!rc) rc = json_str(out, e->stream);
     if (!rc) rc = putf(out, ",\"recorded_us\":%llu,\"correlation\":", (unsigned long long)e->recorded_us);
-    if (!rc) rc = put_json_str(out, e->correlation);
+    if (!rc) rc = json_str(out, e->correlation);
     if (!rc) rc = ev_buf_append(out, ",\"causation\":", 13);
-    if (!rc) rc = put_json_str(out, e->causation);
+    if (!rc) rc = json_str(out, e->causation);
     if (!rc) rc = ev_buf_append(out, ",\"actor\":", 9);
-    if (!rc) rc = put_json_str(out, e->actor);
+    if (!rc) rc = json_str(out, e->actor);
     if (!rc && e->idem_key.p) {
         rc = ev_buf_append(out, ",\"idempotency_key\":", 19);
-        if (!rc) rc = put_json_str(out, e->idem_key);
+        if (!rc) rc = json_str(out, e->idem_key);
     }
     if (!rc) rc = ev_buf_append(out, ",\"prev_hash\":", 13);
     if (!rc) rc = put_hex(out, e->prev_hash, EV_HASH_LEN);

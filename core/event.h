@@ -224,6 +224,10 @@ bool ev_describe(ev_type t, size_t i, ev_field_info *out);
  * hex hashes and the payload with its personal part under "pii". */
 int ev_format_json(const ev_event *ev, ev_buf *out);
 
+/* Appends a string as a JSON string literal (quotes, escapes; bytes that are
+ * not UTF-8 become U+FFFD; a NULL string as null). */
+int ev_format_json_str(ev_str s, ev_buf *out);
+
 /* ---- helpers ---- */
 void ev_uuid_format(const uint8_t id[16], char out[37]);
 int ev_uuid_parse(const char *s, size_t len, uint8_t id[16]);
