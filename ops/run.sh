@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# run.sh - runs the watch store on the embedded default (LMDB log under var/).
+# run.sh - runs the watch store on the embedded default, in the foreground:
+# the LMDB log under var/log, a private PostgreSQL cluster under var/pg
+# (127.0.0.1:5433 for analysts), and the projector that keeps the read
+# models up to date. Ctrl-C stops everything cleanly; run it again and the
+# data is still there.
 #
-# Today the event core exists (log, codec, deciders, writer) and the `replay`
-# tool; the projector and the HTTP API come next. So this script installs what
-# is missing, builds everything, and checks the local log with replay. It will
-# start the services as they arrive, with the same command.
+# What exists today: the event core, the projector and the replay tool. The
+# HTTP API on port 5001 (which also writes the log) comes next; until then
+# the log is written only by the core's tests and benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/setup.sh
@@ -13,16 +16,31 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 mkdir -p var
 export WATCHSTORE_LOG=${WATCHSTORE_LOG:-lmdb:var/log}
-echo "watch store: built in build/; log at ${WATCHSTORE_LOG}"
+pg_port=${WATCHSTORE_PG_PORT:-5433}
+export WATCHSTORE_DB=${WATCHSTORE_DB:-$(ops/pg.sh start var/pg "$pg_port")}
+
+projector_pid=
+cleanup() {
+  trap - INT TERM EXIT
+  [ -n "$projector_pid" ] && kill -TERM "$projector_pid" 2>/dev/null && wait "$projector_pid" || true
+  ops/pg.sh stop var/pg
+  echo "watch store: stopped"
+}
+trap cleanup INT TERM EXIT
+
+build/projections/migrate >/dev/null
+build/projections/projector 2>>var/projector.log &
+projector_pid=$!
+
 if [ -e var/log/data.mdb ]; then
-  build/replay/replay --verify
-else
-  echo "watch store: the log is empty (it is created by its first writer)"
+  build/replay/replay --verify --quiet || true
 fi
 cat <<TXT
-watch store: what runs today is the event core; the projector and the HTTP API
-on port 5001 are not built yet. Try:
-  build/replay/replay --catalogue      the event types and their fields
-  build/replay/replay --help           auditing the log
-  ops/test.sh                          the test suite
+watch store: running (Ctrl-C stops it)
+  log          ${WATCHSTORE_LOG}
+  read models  psql -h 127.0.0.1 -p ${pg_port} -U postgres watchstore
+  projector    logs in var/projector.log
+  replay       build/replay/replay --help
+The HTTP API on port 5001 is not built yet.
 TXT
+wait "$projector_pid"
