@@ -48,3 +48,20 @@ char *ts_pg_value(PGconn *db, const char *sql)
     PQclear(r);
     return v;
 }
+
+char *ts_pg_checksum(const char *conninfo)
+{
+    PGconn *db = ts_pg_connect(conninfo);
+    char *v = ts_pg_value(
+        db, "SELECT md5(concat_ws('#',"
+            " (SELECT string_agg(t::text, '|' ORDER BY watch_id) FROM watches t),"
+            " (SELECT string_agg(t::text, '|' ORDER BY customer_id) FROM customers t),"
+            " (SELECT string_agg(t::text, '|' ORDER BY order_id) FROM orders t),"
+            " (SELECT string_agg(t::text, '|' ORDER BY item_id) FROM order_items t),"
+            " (SELECT string_agg(t::text, '|' ORDER BY invoice_id) FROM invoices t),"
+            " (SELECT string_agg(t::text, '|' ORDER BY movement_id) FROM stock_movements t),"
+            " (SELECT string_agg(t::text, '|' ORDER BY source_pos) FROM payments t),"
+            " (SELECT next_pos || ':' || next_movement_id FROM projection_state)))");
+    PQfinish(db);
+    return v;
+}

@@ -14,4 +14,8 @@ PGconn *ts_pg_connect(const char *conninfo);
  * rows); asserts it succeeded. */
 char *ts_pg_value(PGconn *db, const char *sql);
 
+/* md5 of every read-model table's rows in key order, and of the position:
+ * equal checksums mean identical read models. Caller frees. */
+char *ts_pg_checksum(const char *conninfo);
+
 #endif

@@ -280,24 +280,6 @@ Test(proj_pg, every_event_type_lands_in_the_read_models)
     drop_world(&wd);
 }
 
-/* md5 of every read-model table's rows in key order. */
-static char *checksum(const char *conninfo)
-{
-    PGconn *db = ts_pg_connect(conninfo);
-    char *v = ts_pg_value(
-        db, "SELECT md5(concat_ws('#',"
-            " (SELECT string_agg(t::text, '|' ORDER BY watch_id) FROM watches t),"
-            " (SELECT string_agg(t::text, '|' ORDER BY customer_id) FROM customers t),"
-            " (SELECT string_agg(t::text, '|' ORDER BY order_id) FROM orders t),"
-            " (SELECT string_agg(t::text, '|' ORDER BY item_id) FROM order_items t),"
-            " (SELECT string_agg(t::text, '|' ORDER BY invoice_id) FROM invoices t),"
-            " (SELECT string_agg(t::text, '|' ORDER BY movement_id) FROM stock_movements t),"
-            " (SELECT string_agg(t::text, '|' ORDER BY source_pos) FROM payments t),"
-            " (SELECT next_pos || ':' || next_movement_id FROM projection_state)))");
-    PQfinish(db);
-    return v;
-}
-
 Test(proj_pg, batch_size_and_restarts_do_not_change_the_result)
 {
     world wd;
@@ -317,13 +299,13 @@ Test(proj_pg, batch_size_and_restarts_do_not_change_the_result)
         if (st.next_pos == end)
             break;
     }
-    char *a = checksum(one), *b = checksum(many);
+    char *a = ts_pg_checksum(one), *b = ts_pg_checksum(many);
     cr_assert_str_eq(a, b);
     /* Caught up: running again applies nothing. */
     proj_stats again = project(&wd, many, 7);
     cr_assert_eq(again.applied, 0);
     cr_assert_eq(again.batches, 0);
-    char *c = checksum(many);
+    char *c = ts_pg_checksum(many);
     cr_assert_str_eq(a, c);
     free(a);
     free(b);

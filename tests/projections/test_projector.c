@@ -1,0 +1,273 @@
+/* test_projector.c - the projector process under faults, against its own
+ * PostgreSQL cluster (these tests stop it):
+ * - killed with SIGKILL at random moments 20+ times while projecting 200,000
+ *   events, restarted each time: the tables equal a clean rebuild's;
+ * - PostgreSQL stopped and started again while the projector follows a
+ *   growing log: nothing lost, nothing applied twice. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/support.h"
+#include "core/writer.h"
+#include "pg_support.h"
+
+#define N_WATCHES 50
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert_not_null(v, "%s is set by ctest", name);
+    return v;
+}
+
+static void sh(const char *fmt, const char *a, const char *b)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, fmt, a, b);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* A private cluster in dir/pg; conninfo of its `watchstore` database. */
+static void cluster_start(const char *dir, char *conninfo, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s start %s/pg", env("PG_SH"), dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cr_assert_not_null(fgets(conninfo, (int)cap, p));
+    conninfo[strcspn(conninfo, "\n")] = 0;
+    cr_assert_eq(pclose(p), 0);
+}
+
+static void cluster_stop(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/pg", dir);
+    sh("%s stop %s", env("PG_SH"), path);
+}
+
+static void wid(int i, uint8_t id[16])
+{
+    memset(id, 0, 16);
+    id[0] = 0x5e;
+    id[14] = (uint8_t)(i >> 8);
+    id[15] = (uint8_t)i;
+}
+
+/* Appends about `events` events: a catalogue first (if new), then orders of
+ * 1-3 lines, status changes, cancellations and restocks. */
+static void grow_log(wr_writer *w, unsigned events, unsigned *seed, unsigned step0)
+{
+    static wr_req reqs[512];
+    static dec_line_in lines[512][3];
+    wr_req *ptr[512];
+    const st_state *st = wr_state(w);
+    unsigned made = 0, step = step0;
+    while (made < events) {
+        unsigned n = 0;
+        for (; n < 512; n++, step++) {
+            wr_req *r = &reqs[n];
+            memset(r, 0, sizeof *r);
+            r->cmd = ts_cmd(DEC_ORDER_PLACE, 1764057600000000ull + step * 1000ull);
+            r->cmd.causation = (ev_str){NULL, 0};
+            ptr[n] = r;
+            if (st->n_watches + n < N_WATCHES) {
+                r->cmd.kind = DEC_WATCH_ADD;
+                wid((int)(st->n_watches + n), r->cmd.u.watch.watch_id);
+                r->cmd.u.watch.watch_name = EV_STR("Field watch");
+                r->cmd.u.watch.brand = EV_STR("Citizen");
+                r->cmd.u.watch.price = 15000 + (int64_t)n * 100;
+                r->cmd.u.watch.currency = EV_STR("USD");
+                r->cmd.u.watch.set_stock = true;
+                r->cmd.u.watch.stock = 1000000;
+                continue;
+            }
+            unsigned x = rand_r(seed) % 20;
+            if (x < 14) {
+                unsigned k = 1 + rand_r(seed) % 3;
+                for (unsigned i = 0; i < k; i++) {
+                    wid((int)(rand_r(seed) % N_WATCHES), lines[n][i].watch_id);
+                    lines[n][i].quantity = 1 + rand_r(seed) % 2;
+                }
+                r->cmd.u.order.lines = lines[n];
+                r->cmd.u.order.n_lines = k;
+                r->cmd.u.order.shipping_address = EV_STR("Bahnhofstrasse 1, Zurich");
+            } else if (x < 18 && st->max_order_id) {
+                r->cmd.kind = x < 17 ? DEC_ORDER_SET_STATUS : DEC_ORDER_CANCEL;
+                r->cmd.u.status.order_id = 1 + rand_r(seed) % st->max_order_id;
+                r->cmd.u.status.status = (uint8_t)(1 + rand_r(seed) % 3);
+            } else {
+                r->cmd.kind = DEC_STOCK_ADJUST;
+                wid((int)(rand_r(seed) % N_WATCHES), r->cmd.u.stock.watch_id);
+                r->cmd.u.stock.quantity = 5;
+                r->cmd.u.stock.reason = EV_stock_reason_RESTOCK;
+            }
+        }
+        cr_assert_eq(wr_process(w, ptr, n), 0);
+        for (unsigned i = 0; i < n; i++)
+            made += (unsigned)reqs[i].out.n_ev;
+    }
+}
+
+static pid_t start_projector(const char *uri, const char *conninfo, int once)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        const char *bin = getenv("PROJECTOR_BIN");
+        char log_arg[512], db_arg[1024];
+        snprintf(log_arg, sizeof log_arg, "--log=%s", uri);
+        snprintf(db_arg, sizeof db_arg, "--db=%s", conninfo);
+        execl(bin, "projector", log_arg, db_arg, "--batch=2000", once ? "--once" : NULL,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The projection's position, or -1 when PostgreSQL cannot be reached. */
+static long long position(const char *conninfo)
+{
+    PGconn *db = PQconnectdb(conninfo);
+    long long v = -1;
+    if (PQstatus(db) == CONNECTION_OK) {
+        PGresult *r = PQexec(db, "SELECT next_pos FROM projection_state WHERE projection = 'pg'");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+        PQclear(r);
+    }
+    PQfinish(db);
+    return v;
+}
+
+static void fresh_db_in(const char *conninfo, const char *name, char *out, size_t cap)
+{
+    PGconn *db = ts_pg_connect(conninfo);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(db, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(db);
+    snprintf(out, cap, "%s dbname=%s", conninfo, name);
+}
+
+Test(projector, killed_twenty_times_it_ends_like_a_clean_rebuild, .timeout = 300)
+{
+    char dir[256], uri[300], base[512], live[768], clean[768], err[512];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(uri, sizeof uri, "lmdb:%s/log", dir);
+    wr_config cfg = {0};
+    cfg.log_uri = uri;
+    memcpy(cfg.email_key, ts_email_key, 32);
+    wr_writer *w;
+    cr_assert_eq(wr_open(&cfg, &w, err, sizeof err), 0, "%s", err);
+    unsigned seed = 20261125;
+    grow_log(w, 200000, &seed, 0);
+    uint64_t end;
+    log_end(wr_log(w), &end);
+    wr_close(w);
+    cr_assert_geq(end, 200000);
+
+    cluster_start(dir, base, sizeof base);
+    fresh_db_in(base, "live", live, sizeof live);
+    fresh_db_in(base, "clean", clean, sizeof clean);
+
+    srand(seed);
+    int kills = 0;
+    long long last = 0, progressed = 0;
+    while (kills < 20 || position(live) < (long long)end) {
+        pid_t pid = start_projector(uri, live, 1);
+        sleep_ms(20 + rand() % 150);
+        if (kill(pid, SIGKILL) == 0 && wait_exit(pid) == 128 + SIGKILL)
+            kills++;
+        long long now = position(live);
+        cr_assert_geq(now, last, "the position never goes back");
+        if (now > last)
+            progressed++;
+        last = now;
+        if (kills > 200)
+            break;
+    }
+    /* Whatever is left, without interruption. */
+    cr_assert_eq(wait_exit(start_projector(uri, live, 1)), 0);
+    cr_assert_eq(position(live), (long long)end);
+    cr_assert_geq(kills, 20);
+    cr_assert_gt(progressed, 3, "kills landed in the middle of the work");
+
+    cr_assert_eq(wait_exit(start_projector(uri, clean, 1)), 0);
+    char *a = ts_pg_checksum(live), *b = ts_pg_checksum(clean);
+    cr_assert_str_eq(a, b, "killed %d times: tables differ from a clean rebuild", kills);
+    free(a);
+    free(b);
+    cluster_stop(dir);
+    ts_rmtree(dir);
+}
+
+Test(projector, postgres_restarted_mid_projection_loses_nothing, .timeout = 300)
+{
+    char dir[256], uri[300], base[512], live[768], clean[768], err[512];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(uri, sizeof uri, "lmdb:%s/log", dir);
+    wr_config cfg = {0};
+    cfg.log_uri = uri;
+    memcpy(cfg.email_key, ts_email_key, 32);
+    wr_writer *w;
+    cr_assert_eq(wr_open(&cfg, &w, err, sizeof err), 0, "%s", err);
+    unsigned seed = 7;
+    grow_log(w, 20000, &seed, 0);
+
+    cluster_start(dir, base, sizeof base);
+    fresh_db_in(base, "live", live, sizeof live);
+    fresh_db_in(base, "clean", clean, sizeof clean);
+    pid_t follower = start_projector(uri, live, 0);
+
+    grow_log(w, 20000, &seed, 100000);
+    sleep_ms(300);
+    cluster_stop(dir); /* while the projector follows */
+    grow_log(w, 20000, &seed, 200000);
+    sleep_ms(1500);    /* it retries meanwhile */
+    cluster_start(dir, base, sizeof base);
+    grow_log(w, 20000, &seed, 300000);
+    uint64_t end;
+    log_end(wr_log(w), &end);
+
+    /* It catches up by itself. */
+    long long pos = -1;
+    for (int i = 0; i < 600 && pos != (long long)end; i++) {
+        sleep_ms(100);
+        pos = position(live);
+    }
+    cr_assert_eq(pos, (long long)end, "caught up after PostgreSQL came back");
+    kill(follower, SIGTERM);
+    cr_assert_eq(wait_exit(follower), 0, "SIGTERM: a clean exit");
+
+    cr_assert_eq(wait_exit(start_projector(uri, clean, 1)), 0);
+    char *a = ts_pg_checksum(live), *b = ts_pg_checksum(clean);
+    cr_assert_str_eq(a, b, "tables differ from a clean rebuild");
+    free(a);
+    free(b);
+    wr_close(w);
+    cluster_stop(dir);
+    ts_rmtree(dir);
+}
