@@ -61,9 +61,14 @@ int proj_catch_up(log_t *log, proj_sink *sink, size_t batch, proj_stats *st,
     }
     int rc = 0;
     while (from < end) {
-        if (ops->begin(sink->ctx) != 0) {
+        if (ops->begin(sink->ctx, &from) != 0) {
             snprintf(err, errlen, "%s projection: %s", ops->name, ops->errmsg(sink->ctx));
             rc = -1;
+            break;
+        }
+        if (from >= end) { /* someone else got there first */
+            ops->abort(sink->ctx);
+            st->next_pos = from;
             break;
         }
         uint64_t next = from;

@@ -22,10 +22,13 @@ typedef struct proj_sink_ops {
     const char *name; /* "pg", "cache" */
     /* The position the sink has applied up to (0 for a fresh one). */
     int (*next_pos)(void *ctx, uint64_t *pos);
-    /* A batch: begin, apply each event in log order, commit with the
-     * position after the batch's last event. On any error the runner calls
-     * abort and retries the whole batch later. */
-    int (*begin)(void *ctx);
+    /* A batch: begin (which reads the position inside the batch's own
+     * transaction, so that another writer of the same projection, or a
+     * rebuild swapped in meanwhile, is never skipped or applied twice),
+     * apply each event in log order from there, commit with the position
+     * after the batch's last event. On any error the runner calls abort and
+     * the whole batch is retried later. */
+    int (*begin)(void *ctx, uint64_t *pos);
     int (*apply)(void *ctx, const ev_event *ev);
     int (*commit)(void *ctx, uint64_t next_pos);
     void (*abort)(void *ctx);

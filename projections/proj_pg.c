@@ -613,7 +613,7 @@ static int pg_next_pos(void *ctx, uint64_t *pos)
     return 0;
 }
 
-static int pg_begin(void *ctx)
+static int pg_begin(void *ctx, uint64_t *pos)
 {
     proj_pg *p = ctx;
     p->errmsg[0] = 0;
@@ -621,11 +621,19 @@ static int pg_begin(void *ctx)
     if (enter(p))
         return -1;
     p->in_txn = true;
-    PGresult *r = PQexec(p->db, "SELECT next_movement_id FROM projection_state"
+    /* The row lock makes a second projector of the same database wait for
+     * this batch, then start from where it ended. */
+    PGresult *r = PQexec(p->db, "SELECT next_pos, next_movement_id FROM projection_state"
                                 " WHERE projection = 'pg' FOR UPDATE");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return fail_pg(p, "reading the projection's counters", r);
-    p->next_movement = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 1;
+        return fail_pg(p, "reading the projection's position", r);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(p->errmsg, sizeof p->errmsg, "projection_state has no row for 'pg'");
+        return -1;
+    }
+    *pos = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    p->next_movement = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
     return 0;
 }
@@ -640,9 +648,8 @@ static int pg_commit(void *ctx, uint64_t next_pos)
     snprintf(mv, sizeof mv, "%lld", (long long)p->next_movement);
     const char *vals[2] = {pos, mv};
     if (run_params(p,
-                   "INSERT INTO projection_state (projection, next_pos, next_movement_id, updated_at)"
-                   " VALUES ('pg', $1, $2, now()) ON CONFLICT (projection) DO UPDATE SET"
-                   " next_pos = $1, next_movement_id = $2, updated_at = now()",
+                   "UPDATE projection_state SET next_pos = $1, next_movement_id = $2,"
+                   " updated_at = now() WHERE projection = 'pg'",
                    2, vals) ||
         run(p, "COMMIT"))
         return -1;
@@ -688,7 +695,21 @@ static int connect_and_migrate(proj_pg *p, char *err, size_t errlen)
     PGresult *r = PQexec(p->db, "SET client_min_messages TO warning");
     PQclear(r);
     int applied;
-    return proj_migrate(p->db, p->schema, &applied, err, errlen);
+    if (proj_migrate(p->db, p->schema, &applied, err, errlen) != 0)
+        return -1;
+    /* The position row exists from the start, so that batches can lock it. */
+    char *id = PQescapeIdentifier(p->db, p->schema, strlen(p->schema));
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s.projection_state (projection) VALUES ('pg') ON CONFLICT DO NOTHING",
+             id);
+    PQfreemem(id);
+    r = PQexec(p->db, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? 0 : -1;
 }
 
 proj_pg *proj_pg_open(const char *conninfo, const char *schema, char *err, size_t errlen)
