@@ -76,7 +76,10 @@ int log_end(log_t *log, uint64_t *end);
 int log_last(log_t *log, uint64_t *pos, uint8_t hash[32]);
 
 /* Blocks until log_end() > pos or timeout_ms passes (LOG_ETIMEDOUT).
- * Sleeps on a notification, never spins. timeout_ms < 0: no timeout. */
+ * Sleeps on a notification, never spins. timeout_ms < 0: no timeout.
+ * One waiting thread per log_t: threads that wait on one handle share its
+ * notifications, and one may consume another's wake-up (it then wakes by
+ * the one-second fallback). Give each waiting thread its own handle. */
 int log_wait(log_t *log, uint64_t pos, int timeout_ms);
 
 /* A file descriptor that becomes readable when the log may have grown, for

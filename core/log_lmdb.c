@@ -6,6 +6,9 @@
  * so that readers in other processes, watching it with inotify, wake at once
  * without polling.
  *
+ * The directory and its files are private to the user that runs the log
+ * (0700/0600): events carry personal data and password hashes.
+ *
  * Records are values of the main database under 8-byte big-endian position
  * keys (byte order = numeric order), appended with MDB_APPEND. A batch is one
  * write transaction; the environment syncs on commit, so a committed batch is
@@ -78,7 +81,9 @@ static int mkdirs(const char *path)
             return -1;
         *p = '/';
     }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    /* The log itself is private: it holds personal data and password
+     * hashes. */
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* Begins a read transaction, adopting a map grown by the writer. */
@@ -96,7 +101,7 @@ static int take_writer_lock(log_lmdb *l, char *err, size_t errlen)
 {
     char lp[4200];
     snprintf(lp, sizeof lp, "%s/writer.lock", l->path);
-    l->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    l->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (l->lock_fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", lp, strerror(errno));
         return LOG_EIO;
@@ -178,7 +183,7 @@ static int lmdb_open(const char *rest, int mode, log_t **out, char *err,
     rc = LOG_EIO;
     char np[4200];
     snprintf(np, sizeof np, "%s/notify", l->path);
-    l->notify_fd = open(np, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    l->notify_fd = open(np, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (l->notify_fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", np, strerror(errno));
         goto fail;
@@ -195,7 +200,7 @@ static int lmdb_open(const char *rest, int mode, log_t **out, char *err,
     if ((mrc = mdb_env_create(&l->env)) != 0 ||
         (mrc = mdb_env_set_mapsize(l->env, (size_t)mapsize)) != 0 ||
         (mrc = mdb_env_set_maxreaders(l->env, 1022)) != 0 ||
-        (mrc = mdb_env_open(l->env, l->path, MDB_NOTLS, 0644)) != 0) {
+        (mrc = mdb_env_open(l->env, l->path, MDB_NOTLS, 0600)) != 0) {
         snprintf(err, errlen, "cannot open log %s: %s", l->path,
                  mdb_strerror(mrc));
         goto fail;
