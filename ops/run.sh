@@ -2,7 +2,7 @@
 # run.sh - runs the watch store on the embedded default, in the foreground:
 # the LMDB log under var/log, a private PostgreSQL cluster under var/pg
 # (127.0.0.1:5433 for analysts), and the projector that keeps the read
-# models up to date. Ctrl-C stops everything cleanly; run it again and the
+# models and the LMDB cache (var/cache) up to date. Ctrl-C stops everything cleanly; run it again and the
 # data is still there.
 #
 # What exists today: the event core, the projector and the replay tool. The
@@ -15,6 +15,13 @@ jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 mkdir -p var
+# The key of the e-mail index (a keyed hash, so that look-ups by e-mail do
+# not keep the address itself as a key): made once, private.
+if [ ! -s var/secrets/email.key ]; then
+  (umask 077 && mkdir -p var/secrets && openssl rand -hex 32 >var/secrets/email.key)
+fi
+export WATCHSTORE_EMAIL_KEY_FILE=${WATCHSTORE_EMAIL_KEY_FILE:-var/secrets/email.key}
+export WATCHSTORE_CACHE=${WATCHSTORE_CACHE:-var/cache}
 export WATCHSTORE_LOG=${WATCHSTORE_LOG:-lmdb:var/log}
 pg_port=${WATCHSTORE_PG_PORT:-5433}
 export WATCHSTORE_DB=${WATCHSTORE_DB:-$(ops/pg.sh start var/pg "$pg_port")}
@@ -39,6 +46,7 @@ cat <<TXT
 watch store: running (Ctrl-C stops it)
   log          ${WATCHSTORE_LOG}
   read models  psql -h 127.0.0.1 -p ${pg_port} -U postgres watchstore
+  cache        ${WATCHSTORE_CACHE} (read by the API)
   projector    logs in var/projector.log
   replay       build/replay/replay --help
 The HTTP API on port 5001 is not built yet.

@@ -10,7 +10,7 @@ PACKAGES=(
   libmsgpack-dev                  # event payloads
   librdkafka-dev                  # the Kafka/Redpanda log backend
   libuv1-dev libh2o-evloop-dev libh2o-dev  # the HTTP API
-  libssl-dev                      # SHA-256, HMAC, scrypt, TLS, random
+  libssl-dev openssl              # SHA-256, HMAC, scrypt, TLS, random; key files
   libpq-dev postgresql            # read models
   libjansson-dev libcurl4-openssl-dev  # JSON, outbound HTTP
   libcriterion-dev                # tests

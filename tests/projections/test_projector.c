@@ -125,7 +125,8 @@ static pid_t start_projector(const char *uri, const char *conninfo, int once)
         char log_arg[512], db_arg[1024];
         snprintf(log_arg, sizeof log_arg, "--log=%s", uri);
         snprintf(db_arg, sizeof db_arg, "--db=%s", conninfo);
-        execl(bin, "projector", log_arg, db_arg, "--batch=2000", once ? "--once" : NULL,
+        execl(bin, "projector", "--projection=pg", log_arg, db_arg, "--batch=2000",
+              once ? "--once" : NULL,
               (char *)NULL);
         _exit(127);
     }
