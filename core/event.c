@@ -151,6 +151,20 @@ const char *ev_strerror(int err)
     }
 }
 
+int ev_utf8_len(const uint8_t *p, const uint8_t *end)
+{
+    uint8_t c = *p;
+    if (c < 0x80)
+        return 1;
+    int n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (!n || end - p < n || (n == 2 && c < 0xc2))
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
 bool ev_str_eq(ev_str a, ev_str b)
 {
     if ((a.p == NULL) != (b.p == NULL))
@@ -1061,11 +1075,8 @@ static int json_str(ev_buf *b, ev_str s)
             *o++ = c;
             p++;
         } else {
-            int n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-            bool ok = n && end - p >= n && !(n == 2 && c < 0xc2);
-            for (int i = 1; ok && i < n; i++)
-                ok = (p[i] & 0xc0) == 0x80;
-            if (ok) {
+            int n = ev_utf8_len(p, end);
+            if (n) {
                 memcpy(o, p, (size_t)n);
                 o += n;
                 p += n;

@@ -232,6 +232,9 @@ int ev_format_json_str(ev_str s, ev_buf *out);
 void ev_uuid_format(const uint8_t id[16], char out[37]);
 int ev_uuid_parse(const char *s, size_t len, uint8_t id[16]);
 bool ev_str_eq(ev_str a, ev_str b);
+/* Length (1-4) of the valid UTF-8 sequence at p (p < end), or 0 if the
+ * bytes there are not UTF-8 (overlong two-byte forms included). */
+int ev_utf8_len(const uint8_t *p, const uint8_t *end);
 
 static inline ev_str ev_str_c(const char *s)
 {

@@ -251,51 +251,7 @@ static ev_str rd_str(pc_rd *r)
 static int js_raw(ev_buf *b, const char *s) { return ev_buf_append(b, s, strlen(s)); }
 
 /* A JSON string, or null; bytes that are not valid UTF-8 become U+FFFD. */
-static int js_str(ev_buf *b, ev_str s)
-{
-    if (!s.p)
-        return js_raw(b, "null");
-    if (ev_buf_reserve(b, (size_t)s.n * 6 + 2))
-        return EV_ENOMEM;
-    uint8_t *o = b->p + b->len;
-    *o++ = '"';
-    const uint8_t *p = (const uint8_t *)s.p, *end = p + s.n;
-    static const char hex[] = "0123456789abcdef";
-    while (p < end) {
-        uint8_t c = *p;
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = c;
-            p++;
-        } else if (c < 0x20) {
-            memcpy(o, "\\u00", 4);
-            o[4] = (uint8_t)hex[c >> 4];
-            o[5] = (uint8_t)hex[c & 15];
-            o += 6;
-            p++;
-        } else if (c < 0x80) {
-            *o++ = c;
-            p++;
-        } else {
-            int n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-            bool ok = n && end - p >= n && !(n == 2 && c < 0xc2);
-            for (int i = 1; ok && i < n; i++)
-                ok = (p[i] & 0xc0) == 0x80;
-            if (ok) {
-                memcpy(o, p, (size_t)n);
-                o += n;
-                p += n;
-            } else {
-                memcpy(o, "\xef\xbf\xbd", 3);
-                o += 3;
-                p++;
-            }
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
-    return 0;
-}
+static int js_str(ev_buf *b, ev_str s) { return ev_format_json_str(s, b); }
 
 static int js_u64(ev_buf *b, uint64_t v)
 {

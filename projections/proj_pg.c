@@ -96,11 +96,8 @@ static int put_str(ev_buf *b, ev_str s)
             *o++ = c;
             p++;
         } else {
-            int n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-            bool ok = n && end - p >= n && !(n == 2 && c < 0xc2);
-            for (int i = 1; ok && i < n; i++)
-                ok = (p[i] & 0xc0) == 0x80;
-            if (ok) {
+            int n = c ? ev_utf8_len(p, end) : 0;
+            if (n) {
                 memcpy(o, p, (size_t)n);
                 o += n;
                 p += n;
