@@ -16,6 +16,7 @@
  */
 #include "event.h"
 #include "log.h"
+#include "wlock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -99,31 +100,8 @@ static int rd_begin(log_lmdb *l, MDB_txn **txn)
 
 static int take_writer_lock(log_lmdb *l, char *err, size_t errlen)
 {
-    char lp[4200];
-    snprintf(lp, sizeof lp, "%s/writer.lock", l->path);
-    l->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (l->lock_fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", lp, strerror(errno));
-        return LOG_EIO;
-    }
-    if (flock(l->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = "?";
-        ssize_t n = pread(l->lock_fd, pid, sizeof pid - 1, 0);
-        if (n > 0)
-            pid[strcspn(pid, "\n")] = 0;
-        snprintf(err, errlen,
-                 "log %s already has a writer (process %s); a log takes one "
-                 "writer at a time",
-                 l->path, n > 0 ? pid : "?");
-        return LOG_ELOCKED;
-    }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(l->lock_fd, 0) != 0 || pwrite(l->lock_fd, pid, (size_t)n, 0) != n) {
-        snprintf(err, errlen, "cannot write %s: %s", lp, strerror(errno));
-        return LOG_EIO;
-    }
-    return 0;
+    int rc = wlock_take(l->path, "log", &l->lock_fd, err, errlen);
+    return rc == WLOCK_OK ? 0 : rc == WLOCK_EBUSY ? LOG_ELOCKED : LOG_EIO;
 }
 
 static int lmdb_edge(log_lmdb *l, uint64_t *pos, uint8_t *hash, int *empty);

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "proj_cache.h"
 
+#include "core/wlock.h"
+
 #include "core/decide.h"
 
 #include <errno.h>
@@ -1472,31 +1474,8 @@ static const proj_sink_ops pc_sink_ops = {
 
 static int take_writer_lock(pc_writer *w, char *err, size_t errlen)
 {
-    char lp[4200];
-    snprintf(lp, sizeof lp, "%s/writer.lock", w->path);
-    w->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (w->lock_fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", lp, strerror(errno));
-        return PROJ_CACHE_EIO;
-    }
-    if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = "?";
-        ssize_t n = pread(w->lock_fd, pid, sizeof pid - 1, 0);
-        if (n > 0)
-            pid[strcspn(pid, "\n")] = 0;
-        snprintf(err, errlen,
-                 "cache %s already has a writer (process %s); a cache takes one "
-                 "writer at a time",
-                 w->path, n > 0 ? pid : "?");
-        return PROJ_CACHE_ELOCKED;
-    }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(w->lock_fd, 0) != 0 || pwrite(w->lock_fd, pid, (size_t)n, 0) != n) {
-        snprintf(err, errlen, "cannot write %s: %s", lp, strerror(errno));
-        return PROJ_CACHE_EIO;
-    }
-    return 0;
+    int rc = wlock_take(w->path, "cache", &w->lock_fd, err, errlen);
+    return rc == WLOCK_OK ? 0 : rc == WLOCK_EBUSY ? PROJ_CACHE_ELOCKED : PROJ_CACHE_EIO;
 }
 
 static void pc_writer_free(pc_writer *w)
