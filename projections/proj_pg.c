@@ -10,6 +10,7 @@
  */
 #include "proj_pg.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +179,7 @@ static int run(proj_pg *p, const char *sql)
 static int run_params(proj_pg *p, const char *sql, int n, const char *const *vals)
 {
     PGresult *r = PQexecParams(p->db, sql, n, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail_pg(p, "statement", r);
     PQclear(r);
     return 0;
@@ -648,6 +649,7 @@ static int pg_commit(void *ctx, uint64_t next_pos)
                    "UPDATE projection_state SET next_pos = $1, next_movement_id = $2,"
                    " updated_at = now() WHERE projection = 'pg'",
                    2, vals) ||
+        run_params(p, "SELECT pg_notify('ws_projection_pg', $1)", 1, vals) ||
         run(p, "COMMIT"))
         return -1;
     p->in_txn = false;
@@ -748,4 +750,73 @@ void proj_pg_close(proj_pg *p)
     ht_free(&p->stock_ix);
     ht_free(&p->order_ix);
     free(p);
+}
+
+/* ------------------------------------------------------------ waiting */
+
+static long long applied_pos(PGconn *db, const char *schema, char *err, size_t errlen)
+{
+    char *id = PQescapeIdentifier(db, schema, strlen(schema));
+    if (!id) {
+        snprintf(err, errlen, "%s", PQerrorMessage(db));
+        return -1;
+    }
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT next_pos FROM %s.projection_state WHERE projection = 'pg'",
+             id);
+    PQfreemem(id);
+    PGresult *r = PQexec(db, sql);
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+    else
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    return v;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int proj_pg_wait(PGconn *db, const char *schema, uint64_t pos, int timeout_ms, char *err,
+                 size_t errlen)
+{
+    PGresult *r = PQexec(db, "LISTEN ws_projection_pg");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    if (!ok)
+        return -1;
+    long long deadline = now_ms() + timeout_ms, at;
+    int rc = 1;
+    /* Listening first, then reading the position: a commit in between is
+     * seen by one or the other. */
+    while ((at = applied_pos(db, schema, err, errlen)) >= 0) {
+        if ((uint64_t)at > pos) {
+            rc = 0;
+            break;
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pf = {PQsocket(db), POLLIN, 0};
+        if (poll(&pf, 1, (int)left) < 0 || !PQconsumeInput(db)) {
+            snprintf(err, errlen, "%s", PQerrorMessage(db));
+            rc = -1;
+            break;
+        }
+        PGnotify *n;
+        while ((n = PQnotifies(db)) != NULL)
+            PQfreemem(n);
+    }
+    if (at < 0)
+        rc = -1;
+    r = PQexec(db, "UNLISTEN ws_projection_pg");
+    PQclear(r);
+    return rc;
 }

@@ -30,4 +30,12 @@ proj_sink proj_pg_sink(proj_pg *p);
 /* Drops the connection and connects again (after PostgreSQL came back). */
 int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen);
 
+/* Read-your-writes for PostgreSQL readers: every batch's commit publishes
+ * its position on the channel "ws_projection_pg" (NOTIFY, delivered at
+ * commit). proj_pg_wait blocks on `db` (a reader's own connection) until the
+ * read models in `schema` hold the event at `pos`, or timeout_ms passes.
+ * Returns 0, 1 on timeout, -1 on error (err set). */
+int proj_pg_wait(PGconn *db, const char *schema, uint64_t pos, int timeout_ms, char *err,
+                 size_t errlen);
+
 #endif

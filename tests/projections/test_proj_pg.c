@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/support.h"
 #include "core/writer.h"
@@ -341,6 +344,61 @@ Test(proj_pg, a_failed_batch_leaves_nothing_behind)
     cr_assert_eq(proj_catch_up(wr_log(wd.w), &sink, 1, &st, err, sizeof err), 0, "%s", err);
     cr_assert_eq(st.next_pos, end);
     VALUE_EQ(db, "SELECT count(*) FROM orders", "3");
+    PQfinish(db);
+    proj_pg_close(p);
+    drop_world(&wd);
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+Test(proj_pg, a_reader_waits_for_a_position)
+{
+    world wd;
+    uint64_t end = build_log(&wd);
+    char ci[512], err[512];
+    ts_pg_fresh_db(ci, sizeof ci);
+    proj_pg *p = proj_pg_open(ci, "public", err, sizeof err); /* migrated, empty */
+    cr_assert_not_null(p, "%s", err);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The reader: its own connection, waiting for the last event. */
+        PGconn *db = PQconnectdb(ci);
+        double t0 = mono_ms();
+        int rc = proj_pg_wait(db, "public", end - 1, 10000, err, sizeof err);
+        double took = mono_ms() - t0;
+        if (write(pfd[1], &took, sizeof took) != sizeof took)
+            _exit(3);
+        PQfinish(db);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    usleep(300000); /* the reader is waiting */
+    double t_commit = mono_ms();
+    proj_sink sink = proj_pg_sink(p);
+    proj_stats st = {0};
+    cr_assert_eq(proj_catch_up(wr_log(wd.w), &sink, 1000, &st, err, sizeof err), 0, "%s", err);
+    double done = mono_ms() - t_commit;
+    int status;
+    waitpid(pid, &status, 0);
+    double took;
+    cr_assert_eq(read(pfd[0], &took, sizeof took), (ssize_t)sizeof took);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the wait ended with the position");
+    cr_assert_gt(took, 250, "it did wait for the projection (%.0f ms)", took);
+    cr_assert_lt(took, 300 + done + 1000, "and woke when it was there (%.0f ms)", took);
+
+    /* A position not reached: a timeout, after about the time given. */
+    PGconn *db = ts_pg_connect(ci);
+    double t0 = mono_ms();
+    cr_assert_eq(proj_pg_wait(db, "public", end + 5, 300, err, sizeof err), 1);
+    double waited = mono_ms() - t0;
+    cr_assert(waited >= 290 && waited < 2000, "timed out after %.0f ms", waited);
+    cr_assert_eq(proj_pg_wait(db, "public", end - 1, 300, err, sizeof err), 0);
     PQfinish(db);
     proj_pg_close(p);
     drop_world(&wd);
