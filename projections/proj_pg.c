@@ -62,6 +62,7 @@ struct proj_pg {
     char schema[64];
     char errmsg[1024];
     bool in_txn;
+    bool async_commit; /* rebuilds: see proj_pg_set_async_commit */
     int64_t next_movement;
     ev_buf copy[T_COUNT];
     stock_patch *stock;
@@ -581,14 +582,20 @@ static int enter(proj_pg *p)
     char *id = PQescapeIdentifier(p->db, p->schema, strlen(p->schema));
     if (!id)
         return fail_pg(p, "schema name", NULL);
-    char sql[512];
+    char sql[1024];
+    /* The patch updates touch a few rows of big tables: look them up by
+     * key. Without this the planner, short of statistics early in a
+     * rebuild, hash-joins the whole table every batch. A rebuild does not
+     * wait for each commit's flush: if PostgreSQL crashes, its position
+     * rolls back with its rows and the batches are simply applied again. */
     snprintf(sql, sizeof sql,
              "BEGIN; SET LOCAL search_path TO %s;"
+             " SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;%s"
              " CREATE TEMP TABLE IF NOT EXISTS ws_stock_patch (watch_id uuid, quantity integer,"
              " at timestamptz, pos bigint);"
              " CREATE TEMP TABLE IF NOT EXISTS ws_order_patch (order_id integer, status text,"
              " intent_id text, paid boolean, pos bigint)",
-             id);
+             id, p->async_commit ? " SET LOCAL synchronous_commit = off;" : "");
     PQfreemem(id);
     return run(p, sql);
 }
@@ -728,6 +735,8 @@ proj_pg *proj_pg_open(const char *conninfo, const char *schema, char *err, size_
     }
     return p;
 }
+
+void proj_pg_set_async_commit(proj_pg *p, bool on) { p->async_commit = on; }
 
 int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen)
 {

@@ -15,6 +15,7 @@
 #define WS_PROJ_PG_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "proj.h"
 
@@ -27,6 +28,11 @@ proj_pg *proj_pg_open(const char *conninfo, const char *schema, char *err,
 void proj_pg_close(proj_pg *p);
 /* The sink to give proj_catch_up. */
 proj_sink proj_pg_sink(proj_pg *p);
+/* Batches commit without waiting for PostgreSQL's WAL flush (for a rebuild
+ * into a shadow schema: after a PostgreSQL crash the position rolls back
+ * with the rows, and the batches are applied again). Off by default. */
+void proj_pg_set_async_commit(proj_pg *p, bool on);
+
 /* Drops the connection and connects again (after PostgreSQL came back). */
 int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen);
 

@@ -113,6 +113,7 @@ int proj_pg_rebuild(log_t *log, const char *conninfo, size_t batch, proj_progres
         goto out;
     if (!(shadow = proj_pg_open(conninfo, SHADOW, err, errlen)))
         goto out;
+    proj_pg_set_async_commit(shadow, true);
     proj_sink sink = proj_pg_sink(shadow);
     if (fill(log, &sink, batch, fn, ud, st, err, errlen))
         goto out;
