@@ -70,23 +70,6 @@ static int fail(log_lmdb *l, int code, const char *fmt, const char *what,
     return code;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    /* The log itself is private: it holds personal data and password
-     * hashes. */
-    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Begins a read transaction, adopting a map grown by the writer. */
 static int rd_begin(log_lmdb *l, MDB_txn **txn)
 {
@@ -151,7 +134,7 @@ static int lmdb_open(const char *rest, int mode, log_t **out, char *err,
         }
     }
     rc = LOG_EIO;
-    if (mkdirs(l->path) != 0) {
+    if (wlock_mkdir_private(l->path) != 0) {
         snprintf(err, errlen, "cannot create log directory %s: %s", l->path,
                  strerror(errno));
         goto fail;

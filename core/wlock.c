@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int wlock_take(const char *dir, const char *what, int *fd, char *err, size_t errlen)
@@ -38,4 +39,19 @@ int wlock_take(const char *dir, const char *what, int *fd, char *err, size_t err
         return WLOCK_EIO;
     }
     return WLOCK_OK;
+}
+
+int wlock_mkdir_private(const char *dir)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }

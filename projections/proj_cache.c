@@ -170,23 +170,6 @@ static uint64_t pc_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* mkdir -p; the cache itself (the last component) is private to its user:
- * it holds password hashes and personal data. */
-static int pc_mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* ================================================================ records */
 
 static int put_raw(ev_buf *b, const void *p, size_t n) { return ev_buf_append(b, p, n); }
@@ -1579,7 +1562,7 @@ int proj_cache_open_writer(const char *path, const uint8_t email_key[32], proj_s
     }
     snprintf(w->path, sizeof w->path, "%s", path);
     rc = PROJ_CACHE_EIO;
-    if (pc_mkdirs(w->path) != 0) {
+    if (wlock_mkdir_private(w->path) != 0) {
         snprintf(err, errlen, "cannot create cache directory %s: %s", w->path, strerror(errno));
         goto fail;
     }
