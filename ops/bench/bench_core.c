@@ -19,6 +19,7 @@
  * to stdout.
  */
 #define _GNU_SOURCE
+#include "measure.h"
 #include "core/event.h"
 #include "core/log.h"
 #include "core/writer.h"
@@ -55,49 +56,11 @@ static char g_root[4096]; /* the fresh bench directory */
 
 /* ----------------------------------------------------------------- utils */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU time of the calling thread, in seconds. */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static uint64_t wall_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* The 1-minute load average: other work on the machine skews every figure. */
-static double loadavg(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
-static void progress(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("  .. ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
 }
 
 static void rmtree(const char *path);
@@ -154,17 +117,6 @@ static void subdir(char *buf, size_t cap, const char *fmt, ...)
     rmtree(buf);
 }
 
-/* xorshift64* */
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
 /* A growable array of doubles (latencies, per-run figures). */
 typedef struct dvec {
     double *v;
@@ -182,18 +134,12 @@ static void dv_push(dvec *d, double x)
     d->v[d->n++] = x;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile (p in 0..100) of d (sorted in place). */
 static double pct(dvec *d, double p)
 {
     if (!d->n)
         return 0;
-    qsort(d->v, d->n, sizeof *d->v, cmp_d);
+    qsort(d->v, d->n, sizeof *d->v, bm_cmp_d);
     double x = p / 100.0 * (double)d->n;
     size_t k = (size_t)x;
     if ((double)k < x)
@@ -222,24 +168,13 @@ static stat3 st3(const dvec *runs)
     return s;
 }
 
-static const char *human(double x, char *buf, size_t cap)
-{
-    if (x >= 1e6)
-        snprintf(buf, cap, "%.2fM", x / 1e6);
-    else if (x >= 1e4)
-        snprintf(buf, cap, "%.1fk", x / 1e3);
-    else
-        snprintf(buf, cap, "%.0f", x);
-    return buf;
-}
-
 static void print_stat(const char *label, const dvec *runs, const char *unit)
 {
     stat3 s = st3(runs);
     char a[32], b[32], c[32];
     printf("  %-34s %10s %-9s (min %s, max %s, %zu runs)\n", label,
-           human(s.med, a, sizeof a), unit, human(s.min, b, sizeof b),
-           human(s.max, c, sizeof c), runs->n);
+           bm_human(s.med, a, sizeof a), unit, bm_human(s.min, b, sizeof b),
+           bm_human(s.max, c, sizeof c), runs->n);
 }
 
 static void print_ms(const char *label, const dvec *runs)
@@ -270,7 +205,7 @@ static void init_catalogue(void)
         uint64_t ms = 1717200000000ull + (uint64_t)i * 60000u;
         for (int b = 0; b < 6; b++)
             id[b] = (uint8_t)(ms >> (40 - 8 * b));
-        uint64_t r1 = rnd(&seed), r2 = rnd(&seed);
+        uint64_t r1 = bm_rnd(&seed), r2 = bm_rnd(&seed);
         id[6] = (uint8_t)(0x70 | (r1 & 0x0f));
         id[7] = (uint8_t)(r1 >> 8);
         for (int b = 8; b < 16; b++)
@@ -341,14 +276,14 @@ static void sync_slice(sync_st *st, double secs)
 {
     uint8_t rec[200];
     memset(rec, 0xab, sizeof rec);
-    double t0 = now_s(), t = t0;
+    double t0 = bm_now_s(), t = t0;
     while (t - t0 < secs) {
-        double a = now_s();
+        double a = bm_now_s();
         if (pwrite(st->fd, rec, sizeof rec, st->off) != (ssize_t)sizeof rec)
             die("pwrite %s: %s", st->path, strerror(errno));
         if (fdatasync(st->fd) != 0)
             die("fdatasync %s: %s", st->path, strerror(errno));
-        t = now_s();
+        t = bm_now_s();
         dv_push(&st->lat, (t - a) * 1e3);
         st->off += (off_t)sizeof rec;
         st->n++;
@@ -412,9 +347,9 @@ static void app_open(app_st *st, size_t batch, int run)
 static void app_slice(app_st *st, double secs)
 {
     ev_event ev;
-    double t0 = now_s(), t = t0;
+    double t0 = bm_now_s(), t = t0;
     while (t - t0 < secs) {
-        double a = now_s();
+        double a = bm_now_s();
         st->buf.len = 0;
         uint64_t now = wall_us();
         for (size_t i = 0; i < st->batch; i++, st->k++) {
@@ -429,7 +364,7 @@ static void app_slice(app_st *st, double secs)
         uint64_t first, last;
         if (log_append(st->log, st->buf.p, st->lens, st->batch, &first, &last) != 0)
             die("log_append: %s", log_errmsg(st->log));
-        t = now_s();
+        t = bm_now_s();
         dv_push(&st->lat, (t - a) * 1e3);
         st->batches++;
         st->events += st->batch;
@@ -463,7 +398,7 @@ static void build_scan_log(const char *dir, uint64_t total, double *avg_rec)
     uint8_t prev[EV_HASH_LEN] = {0};
     ev_event ev;
     uint64_t k = 0, bytes = 0;
-    double t0 = now_s(), shown = t0;
+    double t0 = bm_now_s(), shown = t0;
     while (k < total) {
         size_t n = total - k < 1000 ? (size_t)(total - k) : 1000;
         buf.len = 0;
@@ -481,13 +416,13 @@ static void build_scan_log(const char *dir, uint64_t total, double *avg_rec)
         if (log_append(log, buf.p, lens, n, &first, &last) != 0)
             die("log_append: %s", log_errmsg(log));
         bytes += buf.len;
-        if (now_s() - shown > 2) {
-            shown = now_s();
-            progress("built %llu of %llu events", (unsigned long long)k,
+        if (bm_now_s() - shown > 2) {
+            shown = bm_now_s();
+            bm_progress("built %llu of %llu events", (unsigned long long)k,
                      (unsigned long long)total);
         }
     }
-    progress("built %llu events in %.2f s", (unsigned long long)total, now_s() - t0);
+    bm_progress("built %llu events in %.2f s", (unsigned long long)total, bm_now_s() - t0);
     *avg_rec = (double)bytes / (double)total;
     ev_buf_free(&buf);
     ev_enc_free(enc);
@@ -529,10 +464,10 @@ static double bench_scan(const char *dir, uint64_t total, double *cpu_share)
     if (!c || !(c->dec = ev_dec_new()))
         die("out of memory");
     uint64_t next;
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bm_now_s(), c0 = bm_cpu_s();
     int rc = log_scan(log, 0, 0, scan_one, c, &next);
-    double el = now_s() - t0;
-    *cpu_share = (cpu_s() - c0) / el;
+    double el = bm_now_s() - t0;
+    *cpu_share = (bm_cpu_s() - c0) / el;
     if (rc != 0 || c->bad)
         die("scan failed (%d): %s", rc, log_errmsg(log));
     if (c->n != total)
@@ -615,10 +550,10 @@ static void fill_order(wr_req *r, dec_line_in lines[3], uint64_t *seed)
     c->correlation = EV_STR("req-bench");
     c->actor = EV_STR("guest");
     c->actor_customer = 0;
-    uint64_t x = rnd(seed);
+    uint64_t x = bm_rnd(seed);
     uint32_t n = 1 + (uint32_t)(x % 3);
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t y = rnd(seed);
+        uint64_t y = bm_rnd(seed);
         int k = (int)(y % N_WATCHES);
         memcpy(lines[i].watch_id, g_watch_id[k], 16);
         lines[i].quantity = 1 + (int64_t)((y >> 32) % 3);
@@ -636,20 +571,12 @@ typedef struct wr_res {
     double cmds_s, events_s, avg_batch, avg_rec;
 } wr_res;
 
-static int count_bytes(void *ud, const log_rec *r)
-{
-    uint64_t *acc = ud;
-    acc[0]++;
-    acc[1] += r->len;
-    return 0;
-}
-
 /* Average record size of the log's records from position `from` (after the
  * timed part). */
 static double avg_record(log_t *log, uint64_t from)
 {
     uint64_t acc[2] = {0, 0}, next;
-    if (log_scan(log, from, 0, count_bytes, acc, &next) != 0 || !acc[0])
+    if (log_scan(log, from, 0, bm_count_bytes, acc, &next) != 0 || !acc[0])
         return 0;
     return (double)acc[1] / (double)acc[0];
 }
@@ -673,7 +600,7 @@ static wr_res bench_wr_direct(uint64_t total, int run)
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)run;
     uint64_t done = 0, events = 0, b0 = wr_batches(w);
     uint64_t pos0 = wr_state(w)->next_pos;
-    double t0 = now_s();
+    double t0 = bm_now_s();
     while (done < total) {
         size_t n = total - done < B ? (size_t)(total - done) : B;
         for (size_t i = 0; i < n; i++)
@@ -686,7 +613,7 @@ static wr_res bench_wr_direct(uint64_t total, int run)
                     reqs[i].out.message ? reqs[i].out.message : "");
         done += n;
     }
-    double el = now_s() - t0;
+    double el = bm_now_s() - t0;
     events = wr_state(w)->next_pos - pos0;
     wr_res r = {(double)total / el, (double)events / el,
                 (double)total / (double)(wr_batches(w) - b0),
@@ -841,10 +768,10 @@ static wr_res bench_wr_queue(uint64_t total, int n_prod, int inflight, int run)
     uint64_t b0 = wr_batches(w);
     uint64_t pos0 = wr_state(w)->next_pos;
     pthread_barrier_wait(&start);
-    double t0 = now_s();
+    double t0 = bm_now_s();
     for (int i = 0; i < n_prod; i++)
         pthread_join(ps[i].th, NULL);
-    double el = now_s() - t0;
+    double el = bm_now_s() - t0;
     wr_queue_close(&q);
     pthread_join(wt, NULL);
     uint64_t done = atomic_load(&g_completed), bad = atomic_load(&g_failed);
@@ -948,7 +875,7 @@ int main(int argc, char **argv)
     char date[64];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&tnow));
     printf("bench_core  %s  host %s  cpus %ld  load %.2f  dir %s  runs %d%s\n",
-           date, hostname, sysconf(_SC_NPROCESSORS_ONLN), loadavg(), g_root, c.runs,
+           date, hostname, sysconf(_SC_NPROCESSORS_ONLN), bm_loadavg(), g_root, c.runs,
            c.quick ? "  (--quick)" : "");
     fflush(stdout);
 
@@ -976,7 +903,7 @@ int main(int argc, char **argv)
         dv_push(&sy_rate, s.per_s);
         dv_push(&sy_p50, s.p50_ms);
         dv_push(&sy_p99, s.p99_ms);
-        progress("run %d: raw %.0f syncs/s, p50 %.3f ms, p99 %.3f ms", r + 1,
+        bm_progress("run %d: raw %.0f syncs/s, p50 %.3f ms, p99 %.3f ms", r + 1,
                  s.per_s, s.p50_ms, s.p99_ms);
         if (do2) {
             append_res a = app_close(&as);
@@ -984,7 +911,7 @@ int main(int argc, char **argv)
             dv_push(&ap_b[0], a.batches_s);
             dv_push(&ap_p50[0], a.p50_ms);
             dv_push(&ap_p99[0], a.p99_ms);
-            progress("run %d: lone appends %.0f/s, p50 %.3f ms, p99 %.3f ms", r + 1,
+            bm_progress("run %d: lone appends %.0f/s, p50 %.3f ms, p99 %.3f ms", r + 1,
                      a.batches_s, a.p50_ms, a.p99_ms);
         }
     }
@@ -1012,7 +939,7 @@ int main(int argc, char **argv)
             dv_push(&ap_p50[s], a.p50_ms);
             dv_push(&ap_p99[s], a.p99_ms);
             avg_rec = a.avg_rec;
-            progress("run %d, batch %zu: %.0f events/s, %.0f batches/s, p50 %.3f ms",
+            bm_progress("run %d, batch %zu: %.0f events/s, %.0f batches/s, p50 %.3f ms",
                      r + 1, sizes[s], a.events_s, a.batches_s, a.p50_ms);
         }
     double lone_p50 = 0, lone_p99 = 0;
@@ -1054,7 +981,7 @@ int main(int argc, char **argv)
             double share;
             double x = bench_scan(scan_dir, c.scan_events, &share);
             dv_push(&sc, x);
-            progress("scan run %d: %.0f events/s (on a CPU %.0f%% of the time)", r + 1,
+            bm_progress("scan run %d: %.0f events/s (on a CPU %.0f%% of the time)", r + 1,
                      x, share * 100);
         }
         rmtree(scan_dir);
@@ -1078,13 +1005,13 @@ int main(int argc, char **argv)
             dv_push(&wq_e, a.events_s);
             dv_push(&wq_b, a.avg_batch);
             wr_rec = a.avg_rec;
-            progress("queue run %d: %.0f commands/s, %.0f events/s, %.1f commands/commit",
+            bm_progress("queue run %d: %.0f commands/s, %.0f events/s, %.1f commands/commit",
                      r + 1, a.cmds_s, a.events_s, a.avg_batch);
             wr_res d = bench_wr_direct(c.wr_cmds, r);
             dv_push(&wd_c, d.cmds_s);
             dv_push(&wd_e, d.events_s);
             dv_push(&wd_b, d.avg_batch);
-            progress("direct run %d: %.0f commands/s, %.0f events/s", r + 1, d.cmds_s,
+            bm_progress("direct run %d: %.0f commands/s, %.0f events/s", r + 1, d.cmds_s,
                      d.events_s);
         }
         printf("\n4. writer: guest place-order commands (1-3 lines), decided and durably\n"
@@ -1107,7 +1034,7 @@ int main(int argc, char **argv)
     double scan_med = st3(&sc).med, wq_med = st3(&wq_c).med, wd_med = st3(&wd_c).med;
     char m[64], t[64];
     printf("\nsummary (median of %d runs; 1-minute load average now %.2f)\n", c.runs,
-           loadavg());
+           bm_loadavg());
     printf("  %-34s | %-22s | %-24s | %s\n", "figure", "target", "measured",
            "ratio / verdict");
     printf("  %.34s-+-%.22s-+-%.24s-+-%.20s\n",
@@ -1131,7 +1058,7 @@ int main(int argc, char **argv)
         for (int s = 1; s < 3; s++) {
             char lab[64], h[32];
             snprintf(lab, sizeof lab, "appends, batch %zu", sizes[s]);
-            snprintf(m, sizeof m, "%s events/s", human(st3(&ap_ev[s]).med, h, sizeof h));
+            snprintf(m, sizeof m, "%s events/s", bm_human(st3(&ap_ev[s]).med, h, sizeof h));
             if (sizes[s] == 1000)
                 printf("  %-34s | %-22s | %-24s | %.2fx  %s\n", lab, ">= 500k events/s", m,
                        st3(&ap_ev[s]).med / 5e5, verdict(st3(&ap_ev[s]).med >= 5e5));
@@ -1141,18 +1068,18 @@ int main(int argc, char **argv)
         }
     }
     if (do3) {
-        snprintf(m, sizeof m, "%s events/s", human(scan_med, t, sizeof t));
+        snprintf(m, sizeof m, "%s events/s", bm_human(scan_med, t, sizeof t));
         printf("  %-34s | %-22s | %-24s | %.2fx  %s\n", "full scan, decode + verify",
                ">= 2.00M events/s", m, scan_med / 2e6, verdict(scan_med >= 2e6));
     }
     if (do4) {
-        snprintf(m, sizeof m, "%s cmds/s", human(wq_med, t, sizeof t));
+        snprintf(m, sizeof m, "%s cmds/s", bm_human(wq_med, t, sizeof t));
         printf("  %-34s | %-22s | %-24s | %.2fx  %s\n", "writer, queue + wr_run",
                ">= 100k cmds/s", m, wq_med / 1e5, verdict(wq_med >= 1e5));
         snprintf(m, sizeof m, "%.1f cmds/commit", st3(&wq_b).med);
         printf("  %-34s | %-22s | %-24s | %s\n", "  group-commit batch size",
                "(reference)", m, "-");
-        snprintf(m, sizeof m, "%s cmds/s", human(wd_med, t, sizeof t));
+        snprintf(m, sizeof m, "%s cmds/s", bm_human(wd_med, t, sizeof t));
         /* Not the target path (no pipelining): the writer's serial capacity. */
         printf("  %-34s | %-22s | %-24s | %.2f of the target\n", "writer, direct wr_process",
                "(reference)", m, wd_med / 1e5);

@@ -21,6 +21,7 @@
  * to stderr, figures to stdout.
  */
 #define _GNU_SOURCE
+#include "measure.h"
 #include "core/event.h"
 #include "core/log.h"
 #include "core/writer.h"
@@ -68,44 +69,6 @@ static volatile pid_t g_pm_pid; /* the postmaster, while it runs */
 static char g_conninfo[8192];   /* as printed by pg.sh */
 
 /* ----------------------------------------------------------------- utils */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU time of the calling thread, in seconds. */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* The 1-minute load average: other work on the machine skews every figure. */
-static double loadavg(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
-static void progress(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("  .. ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -216,17 +179,6 @@ static void on_signal(int sig)
     raise(sig);
 }
 
-/* xorshift64* */
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
 /* A growable array of doubles (per-run figures). */
 typedef struct dvec {
     double *v;
@@ -244,12 +196,6 @@ static void dv_push(dvec *d, double x)
     d->v[d->n++] = x;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* median/min/max of a figure's runs */
 typedef struct stat3 {
     double med, min, max;
@@ -264,7 +210,7 @@ static stat3 st3(const dvec *runs)
     if (!c)
         die("out of memory");
     memcpy(c, runs->v, runs->n * sizeof *c);
-    qsort(c, runs->n, sizeof *c, cmp_d);
+    qsort(c, runs->n, sizeof *c, bm_cmp_d);
     size_t n = runs->n;
     s.med = n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
     s.min = c[0];
@@ -273,24 +219,13 @@ static stat3 st3(const dvec *runs)
     return s;
 }
 
-static const char *human(double x, char *buf, size_t cap)
-{
-    if (x >= 1e6)
-        snprintf(buf, cap, "%.2fM", x / 1e6);
-    else if (x >= 1e4)
-        snprintf(buf, cap, "%.1fk", x / 1e3);
-    else
-        snprintf(buf, cap, "%.0f", x);
-    return buf;
-}
-
 static void print_stat(const char *label, const dvec *runs, const char *unit)
 {
     stat3 s = st3(runs);
     char a[32], b[32], c[32];
     printf("  %-34s %10s %-9s (min %s, max %s, %zu runs)\n", label,
-           human(s.med, a, sizeof a), unit, human(s.min, b, sizeof b),
-           human(s.max, c, sizeof c), runs->n);
+           bm_human(s.med, a, sizeof a), unit, bm_human(s.min, b, sizeof b),
+           bm_human(s.max, c, sizeof c), runs->n);
 }
 
 /* A figure that is not a rate: seconds, shares, megabytes. */
@@ -480,14 +415,14 @@ static void phase_begin(phase *ph, PGconn *admin, const char *db)
     pg_val(admin, "SELECT pg_current_wal_lsn()", ph->lsn0, sizeof ph->lsn0);
     ph->db = db;
     snap_take(&ph->s0);
-    ph->c0 = cpu_s();
-    ph->t0 = now_s();
+    ph->c0 = bm_cpu_s();
+    ph->t0 = bm_now_s();
 }
 
 static void phase_end(phase *ph, PGconn *admin)
 {
-    ph->wall = now_s() - ph->t0;
-    ph->client_cpu = cpu_s() - ph->c0;
+    ph->wall = bm_now_s() - ph->t0;
+    ph->client_cpu = bm_cpu_s() - ph->c0;
     psnap *s1 = malloc(sizeof *s1);
     if (!s1)
         die("out of memory");
@@ -536,7 +471,7 @@ static void init_catalogue(void)
         uint64_t ms = 1717200000000ull + (uint64_t)i * 60000u;
         for (int b = 0; b < 6; b++)
             id[b] = (uint8_t)(ms >> (40 - 8 * b));
-        uint64_t r1 = rnd(&seed), r2 = rnd(&seed);
+        uint64_t r1 = bm_rnd(&seed), r2 = bm_rnd(&seed);
         id[6] = (uint8_t)(0x70 | (r1 & 0x0f));
         id[7] = (uint8_t)(r1 >> 8);
         for (int b = 8; b < 16; b++)
@@ -646,21 +581,13 @@ static void add_catalogue(wr_writer *w, gen_res *g)
     free(reqs);
 }
 
-static int count_bytes(void *ud, const log_rec *r)
-{
-    uint64_t *acc = ud;
-    acc[0]++;
-    acc[1] += r->len;
-    return 0;
-}
-
 /* Makes the log: the catalogue, then commands 1,000 per wr_process (one
  * durable append each) until `target` events. */
 static void gen_log(const char *dir, uint64_t target, gen_res *g)
 {
     memset(g, 0, sizeof *g);
     wr_writer *w = open_writer(dir);
-    double t0 = now_s(), shown = t0;
+    double t0 = bm_now_s(), shown = t0;
     add_catalogue(w, g);
     enum { B = 1000 };
     wr_req *reqs = calloc(B, sizeof *reqs);
@@ -684,15 +611,15 @@ static void gen_log(const char *dir, uint64_t target, gen_res *g)
             memset(&r->cmd, 0, sizeof r->cmd);
             dec_cmd *c = &r->cmd;
             c->now_us = (t_us += US_PER_CMD);
-            uint64_t x = rnd(&seed) % 100;
+            uint64_t x = bm_rnd(&seed) % 100;
             if (x < PCT_ORDERS || head == tail) {
                 kind[i] = C_ORDER;
                 c->kind = DEC_ORDER_PLACE;
                 c->correlation = EV_STR("req-web");
                 c->actor = EV_STR("guest");
-                uint32_t k = 1 + (uint32_t)(rnd(&seed) % 3);
+                uint32_t k = 1 + (uint32_t)(bm_rnd(&seed) % 3);
                 for (uint32_t l = 0; l < k; l++) {
-                    uint64_t y = rnd(&seed);
+                    uint64_t y = bm_rnd(&seed);
                     int wi = (int)(y % N_WATCHES);
                     memcpy(lines[i][l].watch_id, g_watch_id[wi], 16);
                     lines[i][l].quantity = 1 + (int64_t)((y >> 32) % 2);
@@ -706,14 +633,14 @@ static void gen_log(const char *dir, uint64_t target, gen_res *g)
                 c->u.order.guest_token_hash = EV_STR(GUEST_TOKEN_HASH);
             } else if (x < PCT_ORDERS + PCT_STATUS) {
                 size_t span = tail - head < WINDOW ? tail - head : WINDOW;
-                size_t j = head + (size_t)(rnd(&seed) % span);
+                size_t j = head + (size_t)(bm_rnd(&seed) % span);
                 open_order *o = &open[j];
                 c->correlation = EV_STR("req-backoffice");
                 c->actor = EV_STR("system");
                 c->actor_system = true;
                 c->u.status.order_id = o->id;
                 bool done = false;
-                if (o->status != EV_order_status_SHIPPED && rnd(&seed) % 100 < PCT_CANCEL) {
+                if (o->status != EV_order_status_SHIPPED && bm_rnd(&seed) % 100 < PCT_CANCEL) {
                     kind[i] = C_CANCEL;
                     c->kind = DEC_ORDER_CANCEL;
                     c->u.status.reason = EV_STR("customer asked");
@@ -739,7 +666,7 @@ static void gen_log(const char *dir, uint64_t target, gen_res *g)
                 c->correlation = EV_STR("req-backoffice");
                 c->actor = EV_STR("system");
                 c->actor_system = true;
-                uint64_t y = rnd(&seed);
+                uint64_t y = bm_rnd(&seed);
                 memcpy(c->u.stock.watch_id, g_watch_id[y % N_WATCHES], 16);
                 c->u.stock.quantity = 10 + (int64_t)((y >> 32) % 41);
                 c->u.stock.reason = EV_stock_reason_RESTOCK;
@@ -763,15 +690,15 @@ static void gen_log(const char *dir, uint64_t target, gen_res *g)
             }
         }
         g->cmds += n;
-        if (now_s() - shown > 2) {
-            shown = now_s();
-            progress("made %llu of %llu events", (unsigned long long)g->events,
+        if (bm_now_s() - shown > 2) {
+            shown = bm_now_s();
+            bm_progress("made %llu of %llu events", (unsigned long long)g->events,
                      (unsigned long long)target);
         }
     }
-    g->secs = now_s() - t0;
+    g->secs = bm_now_s() - t0;
     uint64_t acc[2] = {0, 0}, next;
-    if (log_scan(wr_log(w), 0, 0, count_bytes, acc, &next) != 0 || acc[0] != g->events)
+    if (log_scan(wr_log(w), 0, 0, bm_count_bytes, acc, &next) != 0 || acc[0] != g->events)
         die("the log holds %llu records, the writer made %llu events",
             (unsigned long long)acc[0], (unsigned long long)g->events);
     g->avg_rec = (double)acc[1] / (double)acc[0];
@@ -888,11 +815,11 @@ static rb_res bench_rebuild(log_t *log, uint64_t events, PGconn *admin, size_t b
     create_db(admin, dbname);
     char ci[8400], err[1024];
     snprintf(ci, sizeof ci, "%s dbname=%s", g_conninfo, dbname);
-    double t0 = now_s();
+    double t0 = bm_now_s();
     proj_pg *p = proj_pg_open(ci, "public", err, sizeof err);
     if (!p)
         die("proj_pg_open: %s", err);
-    r.open_s = now_s() - t0;
+    r.open_s = bm_now_s() - t0;
     proj_sink sink = proj_pg_sink(p);
     proj_stats st;
     memset(&st, 0, sizeof st);
@@ -1094,7 +1021,7 @@ int main(int argc, char **argv)
     char date[64];
     strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&tnow));
     printf("bench_proj  %s  host %s  cpus %ld  load %.2f  dir %s  runs %d  events %llu%s\n",
-           date, hostname, sysconf(_SC_NPROCESSORS_ONLN), loadavg(), g_root, c.runs,
+           date, hostname, sysconf(_SC_NPROCESSORS_ONLN), bm_loadavg(), g_root, c.runs,
            (unsigned long long)c.events, c.quick ? "  (--quick)" : "");
     fflush(stdout);
 
@@ -1123,7 +1050,7 @@ int main(int argc, char **argv)
     snprintf(logdir, sizeof logdir, "%s/log", g_root);
     gen_res g;
     gen_log(logdir, c.events, &g);
-    progress("made %llu events (%llu commands) in %.2f s", (unsigned long long)g.events,
+    bm_progress("made %llu events (%llu commands) in %.2f s", (unsigned long long)g.events,
              (unsigned long long)g.cmds, g.secs);
     printf("\n1. the log: %llu events from %llu commands through wr_process (1,000 commands\n"
            "   per call, one durable append each; average record %.1f bytes)\n",
@@ -1184,7 +1111,7 @@ int main(int argc, char **argv)
             series_push(&rb[b], x.events_s, &x.ph, x.db_mb);
             dv_push(&rb_batches[b], (double)x.batches);
             dv_push(&rb_open[b], x.open_s);
-            progress("run %d, batch %zu: %.0f events/s (%.2f s; CPU: client %.2f s, backend "
+            bm_progress("run %d, batch %zu: %.0f events/s (%.2f s; CPU: client %.2f s, backend "
                      "%.2f s, other pg %.2f s; WAL %.0f MB; %.0f MB)",
                      r + 1, c.batches[b], x.events_s, x.ph.wall, x.ph.client_cpu,
                      x.ph.backend_cpu, x.ph.other_cpu, x.ph.wal_mb, x.db_mb);
@@ -1196,7 +1123,7 @@ int main(int argc, char **argv)
                     c.batches[b], fp, fp0);
             if (keep) {
                 PGconn *db = pg_connect(dbname);
-                double t0 = now_s();
+                double t0 = bm_now_s();
                 dump_tables(db);
                 PQfinish(db);
                 drop_db(admin, dbname);
@@ -1204,9 +1131,9 @@ int main(int argc, char **argv)
                     dump_rows += g_tables[i].rows;
                     dump_bytes += g_tables[i].len;
                 }
-                progress("dumped %llu rows, %.1f MB of COPY text, in %.2f s",
+                bm_progress("dumped %llu rows, %.1f MB of COPY text, in %.2f s",
                          (unsigned long long)dump_rows, (double)dump_bytes / 1e6,
-                         now_s() - t0);
+                         bm_now_s() - t0);
             }
         }
         raw_res y = bench_raw(g.events, admin, r);
@@ -1218,7 +1145,7 @@ int main(int argc, char **argv)
         dv_push(&ratios, rb[0].rate.v[rb[0].rate.n - 1] / y.events_s);
         dv_push(&raw_rows, y.rows_s);
         dv_push(&raw_mbs, y.mb_s);
-        progress("run %d, raw COPY: %.0f events/s equivalent (%.2f s; %.0f rows/s; CPU: "
+        bm_progress("run %d, raw COPY: %.0f events/s equivalent (%.2f s; %.0f rows/s; CPU: "
                  "client %.2f s, backend %.2f s, other pg %.2f s; WAL %.0f MB; %.0f MB)",
                  r + 1, y.events_s, y.ph.wall, y.rows_s, y.ph.client_cpu, y.ph.backend_cpu,
                  y.ph.other_cpu, y.ph.wal_mb, y.db_mb);
@@ -1258,20 +1185,20 @@ int main(int argc, char **argv)
     double ratio = st3(&ratios).med;
     char m[64], t[64], h[32];
     printf("\nsummary (median of %d runs; 1-minute load average now %.2f)\n", c.runs,
-           loadavg());
+           bm_loadavg());
     printf("  %-34s | %-22s | %-24s | %s\n", "figure", "target", "measured",
            "ratio / verdict");
     printf("  %.34s-+-%.22s-+-%.24s-+-%.20s\n", "----------------------------------------",
            "----------------------------------------",
            "----------------------------------------",
            "----------------------------------------");
-    snprintf(m, sizeof m, "%s events/s", human(gen_rate, h, sizeof h));
+    snprintf(m, sizeof m, "%s events/s", bm_human(gen_rate, h, sizeof h));
     printf("  %-34s | %-22s | %-24s | %s\n", "log generation (wr_process)", "(reference)", m,
            "-");
     for (int b = 0; b < c.n_batches; b++) {
         double v = st3(&rb[b].rate).med;
         snprintf(t, sizeof t, "rebuild, batch %zu", c.batches[b]);
-        snprintf(m, sizeof m, "%s events/s", human(v, h, sizeof h));
+        snprintf(m, sizeof m, "%s events/s", bm_human(v, h, sizeof h));
         if (b == 0)
             printf("  %-34s | %-22s | %-24s | %.2fx  %s\n", t, ">= 100k events/s", m, v / 1e5,
                    verdict(v >= 1e5));
@@ -1279,7 +1206,7 @@ int main(int argc, char **argv)
             printf("  %-34s | %-22s | %-24s | %.2f of batch %zu\n", t, "(reference)", m,
                    v / rb_med, c.batches[0]);
     }
-    snprintf(m, sizeof m, "%s events/s", human(raw_med, h, sizeof h));
+    snprintf(m, sizeof m, "%s events/s", bm_human(raw_med, h, sizeof h));
     printf("  %-34s | %-22s | %-24s | %s\n", "raw COPY of the final rows", "(machine limit)",
            m, "-");
     snprintf(t, sizeof t, "rebuild (batch %zu) / raw COPY", c.batches[0]);
