@@ -40,8 +40,9 @@ static int feed_one(void *ud, const log_rec *r)
     return 0;
 }
 
-int proj_catch_up(log_t *log, proj_sink *sink, size_t batch, proj_stats *st,
-                  char *err, size_t errlen)
+/* Up to the log's end as it is now; fn (may be NULL) after each batch. */
+static int catch_up(log_t *log, proj_sink *sink, size_t batch, proj_progress_fn fn, void *ud,
+                    proj_stats *st, char *err, size_t errlen)
 {
     const proj_sink_ops *ops = sink->ops;
     uint64_t from, end;
@@ -93,7 +94,35 @@ int proj_catch_up(log_t *log, proj_sink *sink, size_t batch, proj_stats *st,
         st->applied += f.applied;
         st->skipped += f.skipped;
         st->next_pos = from = next;
+        if (fn && fn(ud, st, end)) {
+            snprintf(err, errlen, "%s projection: stopped at position %llu", ops->name,
+                     (unsigned long long)from);
+            rc = -1;
+            break;
+        }
     }
     ev_dec_free(f.dec);
     return rc;
+}
+
+int proj_catch_up(log_t *log, proj_sink *sink, size_t batch, proj_stats *st,
+                  char *err, size_t errlen)
+{
+    return catch_up(log, sink, batch, NULL, NULL, st, err, errlen);
+}
+
+int proj_fill(log_t *log, proj_sink *sink, size_t batch, proj_progress_fn fn, void *ud,
+              proj_stats *st, char *err, size_t errlen)
+{
+    for (;;) {
+        uint64_t end;
+        if (log_end(log, &end) != 0) {
+            snprintf(err, errlen, "%s", log_errmsg(log));
+            return -1;
+        }
+        if (catch_up(log, sink, batch, fn, ud, st, err, errlen) != 0)
+            return -1;
+        if (st->next_pos >= end)
+            return 0;
+    }
 }

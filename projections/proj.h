@@ -54,4 +54,14 @@ typedef struct proj_stats {
 int proj_catch_up(log_t *log, proj_sink *sink, size_t batch, proj_stats *st,
                   char *err, size_t errlen);
 
+/* Called after each batch with the progress so far and the log's end as
+ * last read; return non-zero to stop (the batches so far stay applied). */
+typedef int (*proj_progress_fn)(void *ud, const proj_stats *st, uint64_t end);
+
+/* proj_catch_up until the sink is at the log's end even while the log
+ * grows (it returns when a catch-up finds nothing more), calling fn (may be
+ * NULL) after every batch. Rebuilds and `replay` use it. */
+int proj_fill(log_t *log, proj_sink *sink, size_t batch, proj_progress_fn fn, void *ud,
+              proj_stats *st, char *err, size_t errlen);
+
 #endif

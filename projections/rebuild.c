@@ -24,31 +24,6 @@ static int exec_ok(PGconn *db, const char *sql, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
-/* Applies the log to the shadow until it is at the log's end. */
-static int fill(log_t *log, proj_sink *sink, size_t batch, proj_progress_fn fn, void *ud,
-                proj_stats *st, char *err, size_t errlen)
-{
-    for (;;) {
-        uint64_t end;
-        if (log_end(log, &end) != 0) {
-            snprintf(err, errlen, "%s", log_errmsg(log));
-            return -1;
-        }
-        if (st->next_pos >= end)
-            return 0;
-        /* Catch up in slices, so that progress is reported as it goes. */
-        proj_stats slice = *st;
-        if (proj_catch_up(log, sink, batch, &slice, err, errlen) != 0)
-            return -1;
-        *st = slice;
-        if (fn && fn(ud, st, end)) {
-            snprintf(err, errlen, "rebuild abandoned at position %llu",
-                     (unsigned long long)st->next_pos);
-            return -1;
-        }
-    }
-}
-
 /* The swap, in one transaction. Each table moves with its indexes. */
 static int swap(PGconn *db, char *err, size_t errlen)
 {
@@ -115,13 +90,13 @@ int proj_pg_rebuild(log_t *log, const char *conninfo, size_t batch, proj_progres
         goto out;
     proj_pg_set_async_commit(shadow, true);
     proj_sink sink = proj_pg_sink(shadow);
-    if (fill(log, &sink, batch, fn, ud, st, err, errlen))
+    if (proj_fill(log, &sink, batch, fn, ud, st, err, errlen))
         goto out;
     /* The live projector keeps going meanwhile; each attempt first catches
      * the shadow up again, then swaps. After the swap the live projector
      * carries on from the shadow's position. */
     for (int attempt = 0; attempt < 50; attempt++) {
-        if (fill(log, &sink, batch, fn, ud, st, err, errlen))
+        if (proj_fill(log, &sink, batch, fn, ud, st, err, errlen))
             goto out;
         if (swap(db, err, errlen) == 0) {
             rc = 0;

@@ -15,10 +15,6 @@
 #include "core/log.h"
 #include "proj.h"
 
-/* Called after each batch with the progress so far; return non-zero to
- * abandon the rebuild (the live tables stay as they are). */
-typedef int (*proj_progress_fn)(void *ud, const proj_stats *st, uint64_t end);
-
 /* Rebuilds the read models of the database at `conninfo` from the whole log
  * and swaps them in. Returns 0, or -1 with a sentence in err. */
 int proj_pg_rebuild(log_t *log, const char *conninfo, size_t batch, proj_progress_fn fn,
