@@ -13,6 +13,11 @@ int wlock_take(const char *dir, const char *what, int *fd, char *err, size_t err
 {
     char lp[4200];
     snprintf(lp, sizeof lp, "%s/writer.lock", dir);
+    return wlock_take_file(lp, what, fd, err, errlen);
+}
+
+int wlock_take_file(const char *lp, const char *what, int *fd, char *err, size_t errlen)
+{
     *fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (*fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", lp, strerror(errno));
@@ -24,8 +29,9 @@ int wlock_take(const char *dir, const char *what, int *fd, char *err, size_t err
         if (n > 0)
             pid[strcspn(pid, "\n")] = 0;
         snprintf(err, errlen,
-                 "%s %s already has a writer (process %s); a %s takes one writer at a time",
-                 what, dir, n > 0 ? pid : "?", what);
+                 "%s already has a writer (process %s, holding %s); a %s takes one writer"
+                 " at a time",
+                 what, n > 0 ? pid : "?", lp, what);
         close(*fd);
         *fd = -1;
         return WLOCK_EBUSY;

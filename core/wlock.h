@@ -15,6 +15,9 @@ enum { WLOCK_OK = 0, WLOCK_EIO = -1, WLOCK_EBUSY = -2 };
  * `what` names the store in the refusal ("log", "cache"). */
 int wlock_take(const char *dir, const char *what, int *fd, char *err, size_t errlen);
 
+/* The same with a lock file of another name (e.g. DIR/rebuild.lock). */
+int wlock_take_file(const char *path, const char *what, int *fd, char *err, size_t errlen);
+
 /* mkdir -p DIR; missing parents 0755, DIR itself 0700. 0, or -1 (errno). */
 int wlock_mkdir_private(const char *dir);
 

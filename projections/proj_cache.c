@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "proj_cache.h"
+#include "cache_gen.h"
 
 #include "core/wlock.h"
 
@@ -674,12 +675,14 @@ typedef struct pc_writer {
     uint64_t base_pos; /* the stored position when the batch began */
     proj_cache_stats stats;
     int lock_fd, notify_fd;
+    bool builder;      /* builds a generation for a rebuild (no lock, no sync) */
     bool grow;         /* the last batch ran out of map */
     int n_readers;     /* readers sharing this environment */
     uint64_t inconsistent;       /* committed batches' */
     uint64_t batch_inconsistent; /* this batch's, added on commit */
     uint8_t email_key[32];
-    char path[4096];
+    char root[4096];  /* the cache root (cache_gen.h) */
+    char path[4200];  /* the generation written to */
     char errmsg[512];
     ev_buf rec, json, old, fold, lines, items, my;
 } pc_writer;
@@ -1304,15 +1307,50 @@ static int w_next_pos(void *ctx, uint64_t *pos)
     return rc;
 }
 
+static int w_open_env(pc_writer *w, const char *dir, char *err, size_t errlen);
+static void w_close_env(pc_writer *w);
+
+/* A rebuild swapped another generation in and retired ours: carry on in the
+ * live one from the position stored there. */
+static int w_follow_swap(pc_writer *w)
+{
+    if (w->n_readers)
+        return wfail(w, PROJ_CACHE_EINVAL,
+                     "cache %s was replaced by a rebuild; close this writer's readers and "
+                     "reopen the writer",
+                     w->path);
+    char dir[CGEN_PATH_MAX], err[512];
+    unsigned gen;
+    w_close_env(w);
+    if (cgen_current(w->root, dir, sizeof dir, &gen, err, sizeof err) != 0 ||
+        w_open_env(w, dir, err, sizeof err) != 0)
+        return wfail(w, PROJ_CACHE_EIO, "%s", err);
+    return 0;
+}
+
+static bool pc_retired(MDB_txn *txn, MDB_dbi meta)
+{
+    MDB_val k = {7, "retired"}, v;
+    return mdb_get(txn, meta, &k, &v) == 0;
+}
+
 static int w_begin(void *ctx, uint64_t *pos)
 {
     pc_writer *w = ctx;
     if (w->txn)
         return wfail(w, PROJ_CACHE_EINVAL, "cache %s: begin inside a batch", w->path);
+    if (!w->env)
+        return w_follow_swap(w) ? PROJ_CACHE_EIO : w_begin(ctx, pos);
     int mrc = mdb_txn_begin(w->env, NULL, 0, &w->txn);
     if (mrc) {
         w->txn = NULL;
         return wmdb(w, mrc, "beginning a batch");
+    }
+    if (!w->builder && pc_retired(w->txn, w->dbi[DB_META])) {
+        mdb_txn_abort(w->txn);
+        w->txn = NULL;
+        int rc = w_follow_swap(w);
+        return rc ? rc : w_begin(ctx, pos);
     }
     int rc = w_read_pos(w, w->txn, &w->base_pos);
     MDB_val v;
@@ -1457,18 +1495,26 @@ static const proj_sink_ops pc_sink_ops = {
 
 static int take_writer_lock(pc_writer *w, char *err, size_t errlen)
 {
-    int rc = wlock_take(w->path, "cache", &w->lock_fd, err, errlen);
+    int rc = wlock_take(w->root, "cache", &w->lock_fd, err, errlen);
     return rc == WLOCK_OK ? 0 : rc == WLOCK_EBUSY ? PROJ_CACHE_ELOCKED : PROJ_CACHE_EIO;
+}
+
+static void w_close_env(pc_writer *w)
+{
+    if (w->txn)
+        mdb_txn_abort(w->txn);
+    w->txn = NULL;
+    if (w->env)
+        mdb_env_close(w->env);
+    w->env = NULL;
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
+    w->notify_fd = -1;
 }
 
 static void pc_writer_free(pc_writer *w)
 {
-    if (w->txn)
-        mdb_txn_abort(w->txn);
-    if (w->env)
-        mdb_env_close(w->env);
-    if (w->notify_fd >= 0)
-        close(w->notify_fd);
+    w_close_env(w);
     if (w->lock_fd >= 0)
         close(w->lock_fd); /* releases the flock */
     ev_buf *bufs[] = {&w->rec, &w->json, &w->old, &w->fold, &w->lines, &w->items, &w->my};
@@ -1541,53 +1587,74 @@ static int w_init_dbs(pc_writer *w, char *err, size_t errlen)
     return 0;
 }
 
-int proj_cache_open_writer(const char *path, const uint8_t email_key[32], proj_sink *out,
-                           char *err, size_t errlen)
+/* Opens the generation in `dir` (its environment and notify file). */
+static int w_open_env(pc_writer *w, const char *dir, char *err, size_t errlen)
 {
-    if (!path || !*path || !email_key || !out) {
-        snprintf(err, errlen, "proj_cache_open_writer needs a path, a key and a sink");
-        return PROJ_CACHE_EINVAL;
-    }
-    pc_writer *w = calloc(1, sizeof *w);
-    if (!w) {
-        snprintf(err, errlen, "out of memory");
-        return PROJ_CACHE_ENOMEM;
-    }
-    w->lock_fd = w->notify_fd = -1;
-    memcpy(w->email_key, email_key, 32);
-    int rc = PROJ_CACHE_EINVAL;
-    if (strlen(path) >= sizeof w->path - 64) {
-        snprintf(err, errlen, "cache path too long");
-        goto fail;
-    }
-    snprintf(w->path, sizeof w->path, "%s", path);
-    rc = PROJ_CACHE_EIO;
-    if (wlock_mkdir_private(w->path) != 0) {
-        snprintf(err, errlen, "cannot create cache directory %s: %s", w->path, strerror(errno));
-        goto fail;
-    }
-    if ((rc = take_writer_lock(w, err, errlen)) != 0)
-        goto fail;
-    rc = PROJ_CACHE_EIO;
-    char np[4200];
+    snprintf(w->path, sizeof w->path, "%s", dir);
+    char np[4300];
     snprintf(np, sizeof np, "%s/notify", w->path);
     w->notify_fd = open(np, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (w->notify_fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", np, strerror(errno));
-        goto fail;
+        return PROJ_CACHE_EIO;
     }
+    /* A builder's commits are not synced one by one: a crash abandons the
+     * whole build, and proj_cache_sync makes it durable before the swap. */
+    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | (w->builder ? MDB_NOSYNC : 0);
     int mrc;
     if ((mrc = mdb_env_create(&w->env)) != 0 ||
         (mrc = mdb_env_set_maxdbs(w->env, 16)) != 0 ||
         (mrc = mdb_env_set_mapsize(w->env, (size_t)PC_DEFAULT_MAPSIZE)) != 0 ||
         (mrc = mdb_env_set_maxreaders(w->env, 1022)) != 0 ||
-        (mrc = mdb_env_open(w->env, w->path, MDB_NOTLS | MDB_NOMETASYNC, 0600)) != 0) {
+        (mrc = mdb_env_open(w->env, w->path, flags, 0600)) != 0) {
         snprintf(err, errlen, "cannot open cache %s: %s", w->path, mdb_strerror(mrc));
-        goto fail;
+        w_close_env(w);
+        return PROJ_CACHE_EIO;
     }
     int dead = 0;
     mdb_reader_check(w->env, &dead); /* readers that died holding a slot */
-    if ((rc = w_init_dbs(w, err, errlen)) != 0)
+    int rc = w_init_dbs(w, err, errlen);
+    if (rc)
+        w_close_env(w);
+    return rc;
+}
+
+static pc_writer *w_new(const char *root, const uint8_t email_key[32], char *err, size_t errlen)
+{
+    pc_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->lock_fd = w->notify_fd = -1;
+    memcpy(w->email_key, email_key, 32);
+    snprintf(w->root, sizeof w->root, "%s", root);
+    return w;
+}
+
+int proj_cache_open_writer(const char *path, const uint8_t email_key[32], proj_sink *out,
+                           char *err, size_t errlen)
+{
+    if (!path || !*path || !email_key || !out || strlen(path) >= 4000) {
+        snprintf(err, errlen, "proj_cache_open_writer needs a path, a key and a sink");
+        return PROJ_CACHE_EINVAL;
+    }
+    pc_writer *w = w_new(path, email_key, err, errlen);
+    if (!w)
+        return PROJ_CACHE_ENOMEM;
+    int rc = PROJ_CACHE_EIO;
+    char dir[CGEN_PATH_MAX];
+    unsigned gen;
+    if (wlock_mkdir_private(w->root) != 0) {
+        snprintf(err, errlen, "cannot create cache directory %s: %s", w->root, strerror(errno));
+        goto fail;
+    }
+    if ((rc = take_writer_lock(w, err, errlen)) != 0)
+        goto fail;
+    rc = PROJ_CACHE_EIO;
+    if (cgen_ensure(w->root, dir, sizeof dir, &gen, err, errlen) != 0)
+        goto fail;
+    if ((rc = w_open_env(w, dir, err, errlen)) != 0)
         goto fail;
     out->ops = &pc_sink_ops;
     out->ctx = w;
@@ -1595,6 +1662,83 @@ int proj_cache_open_writer(const char *path, const uint8_t email_key[32], proj_s
 fail:
     pc_writer_free(w);
     return rc;
+}
+
+int proj_cache_open_builder(const char *gen_dir, const uint8_t email_key[32], proj_sink *out,
+                            char *err, size_t errlen)
+{
+    if (!gen_dir || !*gen_dir || !email_key || !out || strlen(gen_dir) >= 4000) {
+        snprintf(err, errlen, "proj_cache_open_builder needs a directory, a key and a sink");
+        return PROJ_CACHE_EINVAL;
+    }
+    pc_writer *w = w_new(gen_dir, email_key, err, errlen);
+    if (!w)
+        return PROJ_CACHE_ENOMEM;
+    w->builder = true;
+    int rc = w_open_env(w, gen_dir, err, errlen);
+    if (rc) {
+        pc_writer_free(w);
+        return rc;
+    }
+    out->ops = &pc_sink_ops;
+    out->ctx = w;
+    return 0;
+}
+
+int proj_cache_sync(proj_sink *sink, char *err, size_t errlen)
+{
+    if (!sink || sink->ops != &pc_sink_ops || !sink->ctx) {
+        snprintf(err, errlen, "proj_cache_sync needs a cache writer's sink");
+        return PROJ_CACHE_EINVAL;
+    }
+    pc_writer *w = sink->ctx;
+    int mrc = w->env ? mdb_env_sync(w->env, 1) : 0;
+    if (mrc) {
+        snprintf(err, errlen, "cannot sync cache %s: %s", w->path, mdb_strerror(mrc));
+        return PROJ_CACHE_EIO;
+    }
+    return 0;
+}
+
+int proj_cache_retire(const char *gen_dir, char *err, size_t errlen)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    uint8_t one = 1;
+    MDB_val k = {7, "retired"}, v = {1, &one};
+    int mrc;
+    if ((mrc = mdb_env_create(&env)) != 0 || (mrc = mdb_env_set_maxdbs(env, 16)) != 0 ||
+        (mrc = mdb_env_set_mapsize(env, (size_t)PC_DEFAULT_MAPSIZE)) != 0 ||
+        (mrc = mdb_env_set_maxreaders(env, 1022)) != 0 ||
+        (mrc = mdb_env_open(env, gen_dir, MDB_NOTLS, 0600)) != 0 ||
+        (mrc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) != 0 ||
+        (mrc = mdb_put(txn, meta, &k, &v, 0)) != 0) {
+        if (txn)
+            mdb_txn_abort(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mrc = mdb_txn_commit(txn);
+    if (env)
+        mdb_env_close(env);
+    if (mrc) {
+        snprintf(err, errlen, "cannot retire cache generation %s: %s", gen_dir,
+                 mdb_strerror(mrc));
+        return PROJ_CACHE_EIO;
+    }
+    /* Wake its readers and writer: they look, find it retired, move on. */
+    char np[4300];
+    snprintf(np, sizeof np, "%s/notify", gen_dir);
+    int fd = open(np, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write(fd, "retired\n", 8) < 0) {
+            /* readers still see it on their next read */
+        }
+        close(fd);
+    }
+    return 0;
 }
 
 void proj_cache_close(proj_sink *sink)
@@ -1622,19 +1766,33 @@ struct proj_cache_reader {
     bool has_key;
     uint8_t email_key[32];
     int wait_fd, loop_fd; /* inotify on the notify file: waiters, event loops */
+    int wait_wd, loop_wd; /* their watches of the current generation's file */
+    unsigned gen;         /* the generation open (cache_gen.h) */
+    char root[4096];
     pthread_mutex_t mu;   /* guards seq and polling */
     pthread_cond_t cv;
     uint64_t seq;         /* bumped each time a poll returns */
     bool polling;         /* one waiter polls wait_fd, the others sleep on cv */
-    pthread_rwlock_t map; /* read txns hold it shared; adopting a resized map exclusive */
-    char path[4096];
+    pthread_rwlock_t map; /* read txns hold it shared; adopting a resized map or
+                             another generation exclusive */
+    char path[4200];      /* the generation open */
 };
+
+static int r_follow_swap(proj_cache_reader *r);
 
 static int r_begin(proj_cache_reader *r, MDB_txn **txn)
 {
     for (int attempt = 0;; attempt++) {
         pthread_rwlock_rdlock(&r->map);
         int mrc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, txn);
+        if (mrc == 0 && !r->writer && pc_retired(*txn, r->dbi[DB_META])) {
+            /* A rebuild swapped in another generation: move to it. */
+            mdb_txn_abort(*txn);
+            pthread_rwlock_unlock(&r->map);
+            if (attempt > 2 || r_follow_swap(r) != 0)
+                return PROJ_CACHE_EIO;
+            continue;
+        }
         if (mrc == 0)
             return 0;
         pthread_rwlock_unlock(&r->map);
@@ -1653,24 +1811,38 @@ static void r_end(proj_cache_reader *r, MDB_txn *txn)
     pthread_rwlock_unlock(&r->map);
 }
 
-static int r_inotify(const char *path, int *fd, char *err, size_t errlen)
+/* Points the reader's two inotify descriptors (made on first use) at the
+ * notify file of generation directory `dir`; the descriptors stay the same,
+ * so an event loop watching loop_fd never needs to know. */
+static int r_watch(proj_cache_reader *r, const char *dir, char *err, size_t errlen)
 {
-    char np[4200];
-    snprintf(np, sizeof np, "%s/notify", path);
-    *fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (*fd < 0 || inotify_add_watch(*fd, np, IN_MODIFY) < 0) {
-        snprintf(err, errlen, "cannot watch %s: %s", np, strerror(errno));
-        return PROJ_CACHE_EIO;
+    char np[4300];
+    snprintf(np, sizeof np, "%s/notify", dir);
+    int *fds[2] = {&r->wait_fd, &r->loop_fd}, *wds[2] = {&r->wait_wd, &r->loop_wd};
+    for (int i = 0; i < 2; i++) {
+        if (*fds[i] < 0 && (*fds[i] = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+            snprintf(err, errlen, "cannot watch %s: %s", np, strerror(errno));
+            return PROJ_CACHE_EIO;
+        }
+        int wd = inotify_add_watch(*fds[i], np, IN_MODIFY);
+        if (wd < 0) {
+            snprintf(err, errlen, "cannot watch %s: %s", np, strerror(errno));
+            return PROJ_CACHE_EIO;
+        }
+        if (*wds[i] >= 0 && *wds[i] != wd)
+            inotify_rm_watch(*fds[i], *wds[i]);
+        *wds[i] = wd;
     }
     return 0;
 }
 
-static proj_cache_reader *r_new(const char *path)
+static proj_cache_reader *r_new(const char *root, const char *path)
 {
     proj_cache_reader *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->wait_fd = r->loop_fd = -1;
+    r->wait_fd = r->loop_fd = r->wait_wd = r->loop_wd = -1;
+    snprintf(r->root, sizeof r->root, "%s", root);
     snprintf(r->path, sizeof r->path, "%s", path);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1701,16 +1873,17 @@ void proj_cache_reader_close(proj_cache_reader *r)
 }
 
 /* Checks the layout and, with a key, that it is the cache's key. */
-static int r_check(proj_cache_reader *r, MDB_txn *txn, char *err, size_t errlen)
+static int r_check(proj_cache_reader *r, MDB_txn *txn, MDB_dbi meta, const char *dir, char *err,
+                   size_t errlen)
 {
     MDB_val k = {6, "layout"}, v;
-    int mrc = mdb_get(txn, r->dbi[DB_META], &k, &v);
+    int mrc = mdb_get(txn, meta, &k, &v);
     uint32_t layout = 0;
     if (mrc == 0 && v.mv_size == 4)
         memcpy(&layout, v.mv_data, 4);
     if (mrc || layout != PC_LAYOUT) {
-        snprintf(err, errlen, "cache %s has layout %u, this build reads layout %u", r->path,
-                 layout, PC_LAYOUT);
+        snprintf(err, errlen, "cache %s has layout %u, this build reads layout %u", dir, layout,
+                 PC_LAYOUT);
         return PROJ_CACHE_EMISMATCH;
     }
     if (!r->has_key)
@@ -1718,12 +1891,91 @@ static int r_check(proj_cache_reader *r, MDB_txn *txn, char *err, size_t errlen)
     uint8_t kid[16];
     pc_key_id(r->email_key, kid);
     k = (MDB_val){6, "key_id"};
-    mrc = mdb_get(txn, r->dbi[DB_META], &k, &v);
+    mrc = mdb_get(txn, meta, &k, &v);
     if (mrc || v.mv_size != 16 || memcmp(v.mv_data, kid, 16) != 0) {
-        snprintf(err, errlen, "cache %s was built with another e-mail key", r->path);
+        snprintf(err, errlen, "cache %s was built with another e-mail key", dir);
         return PROJ_CACHE_EMISMATCH;
     }
     return 0;
+}
+
+/* Opens generation `dir` read-only into env and dbi, checking its layout
+ * and key. */
+static int r_open_env(proj_cache_reader *r, const char *dir, MDB_env **envp, MDB_dbi *dbi,
+                      char *err, size_t errlen)
+{
+    char dp[4300];
+    snprintf(dp, sizeof dp, "%s/data.mdb", dir);
+    if (access(dp, R_OK) != 0) {
+        snprintf(err, errlen, "no cache at %s (%s); its projector creates it", dir,
+                 strerror(errno));
+        return PROJ_CACHE_ENOENT;
+    }
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    int mrc, rc = PROJ_CACHE_EIO;
+    if ((mrc = mdb_env_create(&env)) != 0 || (mrc = mdb_env_set_maxdbs(env, 16)) != 0 ||
+        (mrc = mdb_env_set_maxreaders(env, 1022)) != 0 ||
+        (mrc = mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0600)) != 0 ||
+        (mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0) {
+        snprintf(err, errlen, "cannot open cache %s: %s", dir, mdb_strerror(mrc));
+        txn = NULL;
+        goto fail;
+    }
+    for (int i = 0; i < DB_COUNT && !mrc; i++)
+        mrc = mdb_dbi_open(txn, pc_db_names[i], 0, &dbi[i]);
+    if (mrc) {
+        snprintf(err, errlen, "cache %s is not initialised yet (%s); its projector creates it",
+                 dir, mdb_strerror(mrc));
+        rc = mrc == MDB_NOTFOUND ? PROJ_CACHE_ENOENT : PROJ_CACHE_EIO;
+        goto fail;
+    }
+    if ((rc = r_check(r, txn, dbi[DB_META], dir, err, errlen)) != 0)
+        goto fail;
+    /* Committing keeps the database handles for the environment. */
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc) {
+        snprintf(err, errlen, "cannot read cache %s: %s", dir, mdb_strerror(mrc));
+        rc = PROJ_CACHE_EIO;
+        goto fail;
+    }
+    *envp = env;
+    return 0;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    return rc;
+}
+
+/* Moves the reader to the live generation (its own is retired). Waits for
+ * the reader's read transactions to end first. */
+static int r_follow_swap(proj_cache_reader *r)
+{
+    char dir[CGEN_PATH_MAX], err[512];
+    unsigned gen;
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    int rc = 0;
+    pthread_rwlock_wrlock(&r->map);
+    if (cgen_current(r->root, dir, sizeof dir, &gen, err, sizeof err) != 0)
+        rc = PROJ_CACHE_EIO;
+    else if (gen != r->gen) { /* else another thread moved it already */
+        if ((rc = r_open_env(r, dir, &env, dbi, err, sizeof err)) == 0 &&
+            (rc = r_watch(r, dir, err, sizeof err)) == 0) {
+            mdb_env_close(r->env);
+            r->env = env;
+            memcpy(r->dbi, dbi, sizeof dbi);
+            r->gen = gen;
+            snprintf(r->path, sizeof r->path, "%s", dir);
+        } else if (rc == 0) {
+            mdb_env_close(env);
+        }
+    }
+    pthread_rwlock_unlock(&r->map);
+    return rc;
 }
 
 int proj_cache_open_reader(const char *path, const uint8_t email_key[32],
@@ -1733,65 +1985,26 @@ int proj_cache_open_reader(const char *path, const uint8_t email_key[32],
         snprintf(err, errlen, "proj_cache_open_reader needs a path (and a place for the reader)");
         return PROJ_CACHE_EINVAL;
     }
-    char dp[4200];
-    snprintf(dp, sizeof dp, "%s/data.mdb", path);
-    if (access(dp, R_OK) != 0) {
-        snprintf(err, errlen, "no cache at %s (%s); its projector creates it", path,
-                 strerror(errno));
-        return PROJ_CACHE_ENOENT;
-    }
-    proj_cache_reader *r = r_new(path);
+    char dir[CGEN_PATH_MAX];
+    unsigned gen;
+    int rc = cgen_current(path, dir, sizeof dir, &gen, err, errlen);
+    if (rc)
+        return rc == CGEN_ENOENT ? PROJ_CACHE_ENOENT : PROJ_CACHE_EIO;
+    proj_cache_reader *r = r_new(path, dir);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         return PROJ_CACHE_ENOMEM;
     }
+    r->gen = gen;
     if (email_key) {
         r->has_key = true;
         memcpy(r->email_key, email_key, 32);
     }
-    int rc = r_inotify(path, &r->wait_fd, err, errlen);
-    if (!rc)
-        rc = r_inotify(path, &r->loop_fd, err, errlen);
-    if (rc)
-        goto fail;
-    int mrc;
-    rc = PROJ_CACHE_EIO;
-    if ((mrc = mdb_env_create(&r->env)) != 0 || (mrc = mdb_env_set_maxdbs(r->env, 16)) != 0 ||
-        (mrc = mdb_env_set_maxreaders(r->env, 1022)) != 0 ||
-        (mrc = mdb_env_open(r->env, path, MDB_NOTLS | MDB_RDONLY, 0600)) != 0) {
-        snprintf(err, errlen, "cannot open cache %s: %s", path, mdb_strerror(mrc));
-        goto fail;
+    if ((rc = r_watch(r, dir, err, errlen)) == 0 &&
+        (rc = r_open_env(r, dir, &r->env, r->dbi, err, errlen)) == 0) {
+        *out = r;
+        return 0;
     }
-    MDB_txn *txn;
-    if ((rc = r_begin(r, &txn)) != 0) {
-        snprintf(err, errlen, "cannot read cache %s", path);
-        goto fail;
-    }
-    mrc = 0;
-    for (int i = 0; i < DB_COUNT && !mrc; i++)
-        mrc = mdb_dbi_open(txn, pc_db_names[i], 0, &r->dbi[i]);
-    if (mrc) {
-        r_end(r, txn);
-        snprintf(err, errlen, "cache %s is not initialised yet (%s); its projector creates it",
-                 path, mdb_strerror(mrc));
-        rc = mrc == MDB_NOTFOUND ? PROJ_CACHE_ENOENT : PROJ_CACHE_EIO;
-        goto fail;
-    }
-    if ((rc = r_check(r, txn, err, errlen)) != 0) {
-        r_end(r, txn);
-        goto fail;
-    }
-    /* Committing keeps the database handles for the environment. */
-    mrc = mdb_txn_commit(txn);
-    pthread_rwlock_unlock(&r->map);
-    if (mrc) {
-        snprintf(err, errlen, "cannot read cache %s: %s", path, mdb_strerror(mrc));
-        rc = PROJ_CACHE_EIO;
-        goto fail;
-    }
-    *out = r;
-    return 0;
-fail:
     proj_cache_reader_close(r);
     return rc;
 }
@@ -1804,16 +2017,14 @@ int proj_cache_writer_reader(proj_sink *sink, proj_cache_reader **out, char *err
         return PROJ_CACHE_EINVAL;
     }
     pc_writer *w = sink->ctx;
-    proj_cache_reader *r = r_new(w->path);
+    proj_cache_reader *r = r_new(w->root, w->path);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         return PROJ_CACHE_ENOMEM;
     }
     r->has_key = true;
     memcpy(r->email_key, w->email_key, 32);
-    int rc = r_inotify(w->path, &r->wait_fd, err, errlen);
-    if (!rc)
-        rc = r_inotify(w->path, &r->loop_fd, err, errlen);
+    int rc = r_watch(r, w->path, err, errlen);
     if (rc) {
         proj_cache_reader_close(r);
         return rc;

@@ -1,9 +1,10 @@
 /* proj_cache.h - the LMDB cache projection that the HTTP API reads from.
  *
- * Owns: one LMDB environment in a directory (data.mdb, lock.mdb), its writer
- * lock file (writer.lock, flock by the one writer process), its notify file
- * (notify: the writer writes it after every commit, readers in other
- * processes watch it with inotify), and everything inside: per-watch records
+ * Owns: the LMDB environment of a cache generation (data.mdb, lock.mdb in
+ * ROOT/gen-NNNNNN, see cache_gen.h; the writer lock is ROOT/writer.lock, an
+ * flock by the one live writer process), its notify file (notify: the
+ * writer writes it after every commit, readers in other processes watch it
+ * with inotify), and everything inside: per-watch records
  * with the pre-rendered watch JSON, the catalog's sort indexes and brand
  * counts, orders with their pre-rendered JSON pieces, each customer's orders,
  * customers by id and by keyed e-mail hash, refresh tokens, counters for the
@@ -107,14 +108,32 @@ void proj_cache_fold(const char *in, size_t n, char *out);
 
 /* ------------------------------------------------------------- writer */
 
-/* Opens (creating it if needed, mkdir -p) the cache in directory `path` as
- * its one writer and fills `out` with its sink. `email_key` (32 bytes) keys
+/* Opens (creating it if needed, mkdir -p) the cache with root directory
+ * `path` as its one writer and fills `out` with its sink. `email_key` (32 bytes) keys
  * the e-mail index; a cache built with another key, or by a build with
  * another layout, is refused (PROJ_CACHE_EMISMATCH: delete it and rebuild
  * from the log). A second writer is refused with PROJ_CACHE_ELOCKED, naming
  * the first's process id. */
 int proj_cache_open_writer(const char *path, const uint8_t email_key[32],
                            proj_sink *out, char *err, size_t errlen);
+/* Generations (cache_rebuild.h swaps a rebuilt cache in whole): a writer
+ * and readers open ROOT's live generation. When a rebuild retires it, the
+ * writer's next batch and each reader's next read transaction find the
+ * mark and move to the live generation (a reader waits for its own read
+ * transactions to end; its notify descriptors stay the same). A writer with
+ * readers made by proj_cache_writer_reader cannot move and fails its
+ * batches until it is reopened. */
+
+/* A writer for a rebuild: fills the new generation in directory `gen_dir`
+ * (cgen_create_next made it), with no lock and no sync per commit;
+ * proj_cache_sync makes it durable before it is published. */
+int proj_cache_open_builder(const char *gen_dir, const uint8_t email_key[32],
+                            proj_sink *out, char *err, size_t errlen);
+int proj_cache_sync(proj_sink *sink, char *err, size_t errlen);
+/* Marks the generation in `gen_dir` retired and wakes its users. Its
+ * environment must not be open in this process. */
+int proj_cache_retire(const char *gen_dir, char *err, size_t errlen);
+
 /* Aborts a batch in progress and closes. Close readers made with
  * proj_cache_writer_reader first. */
 void proj_cache_close(proj_sink *sink);

@@ -5,6 +5,7 @@
 
 #include "core/decide.h"
 #include "core/event.h"
+#include "core/writer.h"
 
 /* Makes a fresh directory under $TMPDIR (or /tmp) and returns its path in
  * buf ("lmdb:" is not prepended). */
@@ -15,5 +16,14 @@ void ts_rmtree(const char *path);
 extern const uint8_t ts_email_key[32];
 /* A command skeleton: kind, the system as actor, time now_us. */
 dec_cmd ts_cmd(dec_kind kind, uint64_t now_us);
+
+/* Watch number i's id (a fixed pattern, so tests can name watches). */
+void ts_watch_id(unsigned i, uint8_t id[16]);
+/* Appends about `events` events through the writer: first a catalogue of
+ * n_watches watches (those not there yet), then orders of 1-3 lines, status
+ * changes, cancellations and restocks, chosen with rand_r(seed); `step0`
+ * spaces the commands' times. 0, or -1 if the writer failed. */
+int ts_grow_log(wr_writer *w, unsigned events, unsigned *seed, unsigned step0,
+                unsigned n_watches);
 
 #endif

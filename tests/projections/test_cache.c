@@ -1091,7 +1091,7 @@ Test(cache, a_second_writer_is_refused)
     int rc = proj_cache_open_writer(f.cache, ts_email_key, &second, err, sizeof err);
     cr_assert_eq(rc, PROJ_CACHE_ELOCKED, "second writer: %d %s", rc, err);
     char pid[64];
-    snprintf(pid, sizeof pid, "(process %ld)", (long)getpid());
+    snprintf(pid, sizeof pid, "(process %ld,", (long)getpid());
     cr_assert(strstr(err, pid), "the refusal names the writer: %s", err);
 
     /* Also from another process. */
@@ -1509,7 +1509,12 @@ Test(cache, contradicting_events_are_skipped_and_counted_once_and_files_are_priv
     struct stat st;
     cr_assert_eq(stat(f.cache, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0700, "cache directory mode %o", st.st_mode & 0777);
-    const char *files[] = {"data.mdb", "lock.mdb", "notify", "writer.lock"};
+    char gen[400];
+    snprintf(gen, sizeof gen, "%s/current/", f.cache);
+    cr_assert_eq(stat(gen, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "generation directory mode %o", st.st_mode & 0777);
+    const char *files[] = {"current/data.mdb", "current/lock.mdb", "current/notify",
+                           "writer.lock"};
     for (size_t i = 0; i < 4; i++) {
         char p[400];
         snprintf(p, sizeof p, "%s/%s", f.cache, files[i]);

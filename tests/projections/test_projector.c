@@ -52,69 +52,6 @@ static void cluster_stop(const char *dir)
     sh("%s stop %s", env("PG_SH"), path);
 }
 
-static void wid(int i, uint8_t id[16])
-{
-    memset(id, 0, 16);
-    id[0] = 0x5e;
-    id[14] = (uint8_t)(i >> 8);
-    id[15] = (uint8_t)i;
-}
-
-/* Appends about `events` events: a catalogue first (if new), then orders of
- * 1-3 lines, status changes, cancellations and restocks. */
-static void grow_log(wr_writer *w, unsigned events, unsigned *seed, unsigned step0)
-{
-    static wr_req reqs[512];
-    static dec_line_in lines[512][3];
-    wr_req *ptr[512];
-    const st_state *st = wr_state(w);
-    unsigned made = 0, step = step0;
-    while (made < events) {
-        unsigned n = 0;
-        for (; n < 512; n++, step++) {
-            wr_req *r = &reqs[n];
-            memset(r, 0, sizeof *r);
-            r->cmd = ts_cmd(DEC_ORDER_PLACE, 1764057600000000ull + step * 1000ull);
-            r->cmd.causation = (ev_str){NULL, 0};
-            ptr[n] = r;
-            if (st->n_watches + n < N_WATCHES) {
-                r->cmd.kind = DEC_WATCH_ADD;
-                wid((int)(st->n_watches + n), r->cmd.u.watch.watch_id);
-                r->cmd.u.watch.watch_name = EV_STR("Field watch");
-                r->cmd.u.watch.brand = EV_STR("Citizen");
-                r->cmd.u.watch.price = 15000 + (int64_t)n * 100;
-                r->cmd.u.watch.currency = EV_STR("USD");
-                r->cmd.u.watch.set_stock = true;
-                r->cmd.u.watch.stock = 1000000;
-                continue;
-            }
-            unsigned x = rand_r(seed) % 20;
-            if (x < 14) {
-                unsigned k = 1 + rand_r(seed) % 3;
-                for (unsigned i = 0; i < k; i++) {
-                    wid((int)(rand_r(seed) % N_WATCHES), lines[n][i].watch_id);
-                    lines[n][i].quantity = 1 + rand_r(seed) % 2;
-                }
-                r->cmd.u.order.lines = lines[n];
-                r->cmd.u.order.n_lines = k;
-                r->cmd.u.order.shipping_address = EV_STR("Bahnhofstrasse 1, Zurich");
-            } else if (x < 18 && st->max_order_id) {
-                r->cmd.kind = x < 17 ? DEC_ORDER_SET_STATUS : DEC_ORDER_CANCEL;
-                r->cmd.u.status.order_id = 1 + rand_r(seed) % st->max_order_id;
-                r->cmd.u.status.status = (uint8_t)(1 + rand_r(seed) % 3);
-            } else {
-                r->cmd.kind = DEC_STOCK_ADJUST;
-                wid((int)(rand_r(seed) % N_WATCHES), r->cmd.u.stock.watch_id);
-                r->cmd.u.stock.quantity = 5;
-                r->cmd.u.stock.reason = EV_stock_reason_RESTOCK;
-            }
-        }
-        cr_assert_eq(wr_process(w, ptr, n), 0);
-        for (unsigned i = 0; i < n; i++)
-            made += (unsigned)reqs[i].out.n_ev;
-    }
-}
-
 static pid_t start_projector(const char *uri, const char *conninfo, int once)
 {
     pid_t pid = fork();
@@ -184,7 +121,7 @@ Test(projector, killed_twenty_times_it_ends_like_a_clean_rebuild, .timeout = 300
     wr_writer *w;
     cr_assert_eq(wr_open(&cfg, &w, err, sizeof err), 0, "%s", err);
     unsigned seed = 20261125;
-    grow_log(w, 200000, &seed, 0);
+    cr_assert_eq(ts_grow_log(w, 200000, &seed, 0, N_WATCHES), 0);
     uint64_t end;
     log_end(wr_log(w), &end);
     wr_close(w);
@@ -236,20 +173,20 @@ Test(projector, postgres_restarted_mid_projection_loses_nothing, .timeout = 300)
     wr_writer *w;
     cr_assert_eq(wr_open(&cfg, &w, err, sizeof err), 0, "%s", err);
     unsigned seed = 7;
-    grow_log(w, 20000, &seed, 0);
+    cr_assert_eq(ts_grow_log(w, 20000, &seed, 0, N_WATCHES), 0);
 
     cluster_start(dir, base, sizeof base);
     fresh_db_in(base, "live", live, sizeof live);
     fresh_db_in(base, "clean", clean, sizeof clean);
     pid_t follower = start_projector(uri, live, 0);
 
-    grow_log(w, 20000, &seed, 100000);
+    cr_assert_eq(ts_grow_log(w, 20000, &seed, 100000, N_WATCHES), 0);
     sleep_ms(300);
     cluster_stop(dir); /* while the projector follows */
-    grow_log(w, 20000, &seed, 200000);
+    cr_assert_eq(ts_grow_log(w, 20000, &seed, 200000, N_WATCHES), 0);
     sleep_ms(1500);    /* it retries meanwhile */
     cluster_start(dir, base, sizeof base);
-    grow_log(w, 20000, &seed, 300000);
+    cr_assert_eq(ts_grow_log(w, 20000, &seed, 300000, N_WATCHES), 0);
     uint64_t end;
     log_end(wr_log(w), &end);
 

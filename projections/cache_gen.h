@@ -1,0 +1,50 @@
+/* cache_gen.h - generations of the cache directory, so that a rebuilt cache
+ * can be swapped in whole while the live one keeps serving.
+ *
+ * Owns the layout of a cache root directory ROOT:
+ *   ROOT/current        symbolic link to the live generation ("gen-000001")
+ *   ROOT/gen-NNNNNN/    one generation: an LMDB environment (proj_cache.c)
+ *   ROOT/writer.lock    held by the live projector (core/wlock)
+ *   ROOT/rebuild.lock   held by a rebuild while it builds the next generation
+ * and the steps on it: finding the live generation, making the next one,
+ * publishing it (an atomic rename of the link), and removing generations no
+ * reader can still be opening. What is inside a generation is
+ * proj_cache.c's business.
+ *
+ * Functions return 0 or a negative CGEN_E* code with a sentence in err.
+ */
+#ifndef WS_CACHE_GEN_H
+#define WS_CACHE_GEN_H
+
+#include <stddef.h>
+
+enum { CGEN_OK = 0, CGEN_EIO = -1, CGEN_ENOENT = -2 };
+
+#define CGEN_PATH_MAX 4200
+
+/* The live generation's directory into `dir` and its number into *gen.
+ * CGEN_ENOENT when ROOT has no live generation yet. */
+int cgen_current(const char *root, char *dir, size_t dirlen, unsigned *gen, char *err,
+                 size_t errlen);
+
+/* As cgen_current, but makes ROOT (private to its user) and a first, empty
+ * generation when there is none. */
+int cgen_ensure(const char *root, char *dir, size_t dirlen, unsigned *gen, char *err,
+                size_t errlen);
+
+/* Makes a new empty generation, numbered after every one present (a
+ * leftover of an abandoned rebuild is removed first). */
+int cgen_create_next(const char *root, char *dir, size_t dirlen, unsigned *gen, char *err,
+                     size_t errlen);
+
+/* Makes generation `gen` the live one: ROOT/current is replaced by a
+ * rename, so a reader resolving it finds the old or the new, never none. */
+int cgen_publish(const char *root, unsigned gen, char *err, size_t errlen);
+
+/* Removes every generation numbered below `below` (never the live one). */
+int cgen_prune(const char *root, unsigned below, char *err, size_t errlen);
+
+/* ROOT/gen-NNNNNN for a number. */
+void cgen_dir(const char *root, unsigned gen, char *dir, size_t dirlen);
+
+#endif
