@@ -1,4 +1,5 @@
-/* proj.c - the runner that feeds a projection sink from the log. */
+/* proj.c - the runner that feeds a projection sink from the log, and
+ * finding the position where a time starts in it. */
 #include "proj.h"
 
 #include <stdio.h>
@@ -125,4 +126,59 @@ int proj_fill(log_t *log, proj_sink *sink, size_t batch, proj_progress_fn fn, vo
         if (st->next_pos >= end)
             return 0;
     }
+}
+
+/* ------------------------------------------------------------ time */
+
+typedef struct time_seek {
+    ev_dec *dec;
+    uint64_t at_us, found;
+    int found_it, failed;
+    char *err;
+    size_t errlen;
+} time_seek;
+
+static int seek_one(void *ud, const log_rec *r)
+{
+    time_seek *t = ud;
+    ev_event ev;
+    int rc = ev_decode(t->dec, r->data, r->len, r->pos, &ev);
+    if (rc) {
+        snprintf(t->err, t->errlen, "log damaged at position %llu: %s",
+                 (unsigned long long)r->pos, ev_strerror(rc));
+        t->failed = 1;
+        return 1;
+    }
+    if (ev.env.recorded_us < t->at_us)
+        return 0;
+    t->found = r->pos;
+    t->found_it = 1;
+    return 1;
+}
+
+int proj_pos_at_time(log_t *log, uint64_t at_us, uint64_t *pos, char *err, size_t errlen)
+{
+    time_seek t = {ev_dec_new(), at_us, 0, 0, 0, err, errlen};
+    if (!t.dec) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    uint64_t next;
+    int rc = log_scan(log, 0, 0, seek_one, &t, &next);
+    ev_dec_free(t.dec);
+    if (t.failed)
+        return -1;
+    if (rc < 0) {
+        snprintf(err, errlen, "%s", log_errmsg(log));
+        return -1;
+    }
+    if (t.found_it) {
+        *pos = t.found;
+        return 0;
+    }
+    if (log_end(log, pos) != 0) {
+        snprintf(err, errlen, "%s", log_errmsg(log));
+        return -1;
+    }
+    return 0;
 }

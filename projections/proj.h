@@ -64,4 +64,11 @@ typedef int (*proj_progress_fn)(void *ud, const proj_stats *st, uint64_t end);
 int proj_fill(log_t *log, proj_sink *sink, size_t batch, proj_progress_fn fn, void *ud,
               proj_stats *st, char *err, size_t errlen);
 
+/* The first position whose event was recorded at or after at_us
+ * (microseconds since 1970, UTC): where `replay --from TIME` starts. Reads
+ * the log from its start and stops at the first such event; *pos is the
+ * log's end if no event is that late. Returns 0, or -1 with err set (a
+ * damaged record, a log error). */
+int proj_pos_at_time(log_t *log, uint64_t at_us, uint64_t *pos, char *err, size_t errlen);
+
 #endif

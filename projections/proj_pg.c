@@ -7,6 +7,10 @@
  * pending and run one parameterised statement, so the order of effects is
  * always the log's order. Values reach PostgreSQL only as COPY data or as
  * statement parameters, never spliced into SQL.
+ *
+ * After a rewind (proj_pg_rewind), batches that start below the mark it
+ * left (projection_state.replay_until) write their new rows as upserts
+ * through temporary staging tables, since those rows may be there already.
  */
 #include "proj_pg.h"
 
@@ -21,23 +25,35 @@
 
 enum { T_WATCHES, T_CUSTOMERS, T_ORDERS, T_ITEMS, T_INVOICES, T_MOVES, T_PAYMENTS, T_COUNT };
 
-static const char *const copy_sql[T_COUNT] = {
-    [T_WATCHES] = "COPY watches (watch_id, watch_name, brand, model_code, description, price,"
-                  " stock_quantity, image_url, category, created_at, updated_at, currency,"
-                  " source_pos) FROM STDIN",
-    [T_CUSTOMERS] = "COPY customers (customer_id, email, full_name, phone, address, city,"
-                    " country, is_admin, created_at, role, source_pos) FROM STDIN",
-    [T_ORDERS] = "COPY orders (order_id, customer_id, order_date, total_amount, status,"
-                 " payment_intent_id, shipping_address, invoice_url, currency, paid,"
-                 " source_pos) FROM STDIN",
-    [T_ITEMS] = "COPY order_items (item_id, order_id, watch_id, quantity, unit_price,"
-                " subtotal, source_pos) FROM STDIN",
-    [T_INVOICES] = "COPY invoices (invoice_id, order_id, invoice_number, issue_date, pdf_path,"
-                   " total, source_pos) FROM STDIN",
-    [T_MOVES] = "COPY stock_movements (movement_id, watch_id, quantity_change, movement_type,"
-                " reference_id, notes, created_at, source_pos) FROM STDIN",
-    [T_PAYMENTS] = "COPY payments (source_pos, order_id, provider, intent_id, provider_event_id,"
-                   " outcome, amount, currency, reason, created_at) FROM STDIN",
+/* Each table a batch adds rows to: its name, its key (the conflict target
+ * of upserts) and the columns of its COPY data, in order. */
+typedef struct table_def {
+    const char *name, *key, *cols;
+} table_def;
+
+static const table_def tables[T_COUNT] = {
+    [T_WATCHES] = {"watches", "watch_id",
+                   "watch_id, watch_name, brand, model_code, description, price,"
+                   " stock_quantity, image_url, category, created_at, updated_at, currency,"
+                   " source_pos"},
+    [T_CUSTOMERS] = {"customers", "customer_id",
+                     "customer_id, email, full_name, phone, address, city, country, is_admin,"
+                     " created_at, role, source_pos"},
+    [T_ORDERS] = {"orders", "order_id",
+                  "order_id, customer_id, order_date, total_amount, status,"
+                  " payment_intent_id, shipping_address, invoice_url, currency, paid,"
+                  " source_pos"},
+    [T_ITEMS] = {"order_items", "item_id",
+                 "item_id, order_id, watch_id, quantity, unit_price, subtotal, source_pos"},
+    [T_INVOICES] = {"invoices", "invoice_id",
+                    "invoice_id, order_id, invoice_number, issue_date, pdf_path, total,"
+                    " source_pos"},
+    [T_MOVES] = {"stock_movements", "movement_id",
+                 "movement_id, watch_id, quantity_change, movement_type, reference_id, notes,"
+                 " created_at, source_pos"},
+    [T_PAYMENTS] = {"payments", "source_pos",
+                    "source_pos, order_id, provider, intent_id, provider_event_id, outcome,"
+                    " amount, currency, reason, created_at"},
 };
 
 /* The last stock of a watch changed in this batch. */
@@ -63,6 +79,7 @@ struct proj_pg {
     char errmsg[1024];
     bool in_txn;
     bool async_commit; /* rebuilds: see proj_pg_set_async_commit */
+    bool upsert;       /* this batch starts below replay_until: see proj_pg_rewind */
     int64_t next_movement;
     ev_buf copy[T_COUNT];
     stock_patch *stock;
@@ -73,6 +90,9 @@ struct proj_pg {
     ht order_ix;
     ev_buf strings; /* intent ids of order patches */
     ev_buf scratch;
+    char sql_copy[T_COUNT][512];    /* COPY t (cols) FROM STDIN */
+    char sql_stage[T_COUNT][512];   /* the same into ws_stage_t */
+    char sql_upsert[T_COUNT][2048]; /* ws_stage_t into t, existing rows overwritten */
 };
 
 /* ------------------------------------------------------------ COPY text */
@@ -155,6 +175,45 @@ static int tab(ev_buf *b) { return ev_buf_append(b, "\t", 1); }
 static int eol(ev_buf *b) { return ev_buf_append(b, "\n", 1); }
 
 static const char *status_name(int s) { return ev_enum_name(EV_ENUMSET_order_status, s); }
+
+/* ------------------------------------------------------------ statements */
+
+/* Appends to `out` the columns of t other than its key, each behind
+ * `prefix`, separated by ", ". Returns the length written. */
+static size_t non_key_cols(const table_def *t, const char *prefix, char *out, size_t cap)
+{
+    size_t len = 0, klen = strlen(t->key);
+    const char *c = t->cols;
+    out[0] = 0;
+    while (*c) {
+        size_t n = strcspn(c, ",");
+        if (!(n == klen && memcmp(c, t->key, n) == 0))
+            len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s%s%.*s",
+                                    len ? ", " : "", prefix, (int)n, c);
+        c += n;
+        c += strspn(c, ", ");
+    }
+    return len;
+}
+
+/* The statements of each table, made once. */
+static void make_statements(proj_pg *p)
+{
+    for (int t = 0; t < T_COUNT; t++) {
+        const table_def *d = &tables[t];
+        char set[512], excluded[768];
+        non_key_cols(d, "", set, sizeof set);
+        non_key_cols(d, "EXCLUDED.", excluded, sizeof excluded);
+        snprintf(p->sql_copy[t], sizeof p->sql_copy[t], "COPY %s (%s) FROM STDIN", d->name,
+                 d->cols);
+        snprintf(p->sql_stage[t], sizeof p->sql_stage[t], "COPY ws_stage_%s (%s) FROM STDIN",
+                 d->name, d->cols);
+        snprintf(p->sql_upsert[t], sizeof p->sql_upsert[t],
+                 "INSERT INTO %s (%s) SELECT %s FROM ws_stage_%s ON CONFLICT (%s)"
+                 " DO UPDATE SET (%s) = ROW(%s)",
+                 d->name, d->cols, d->cols, d->name, d->key, set, excluded);
+    }
+}
 
 /* ------------------------------------------------------------ errors */
 
@@ -264,12 +323,30 @@ static int flush_orders(proj_pg *p)
     return 0;
 }
 
+/* Upsert mode: the rows go through a temporary staging table, then into
+ * the table; a row that is already there (projected before a rewind) takes
+ * the new values. */
+static int upsert_rows(proj_pg *p, int t)
+{
+    if (p->copy[t].len == 0)
+        return 0;
+    const char *n = tables[t].name;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "CREATE TEMP TABLE IF NOT EXISTS ws_stage_%s (LIKE %s) ON COMMIT DELETE ROWS", n,
+             n);
+    if (run(p, sql) || copy_in(p, p->sql_stage[t], &p->copy[t]) || run(p, p->sql_upsert[t]))
+        return -1;
+    snprintf(sql, sizeof sql, "DELETE FROM ws_stage_%s", n);
+    return run(p, sql);
+}
+
 /* Everything pending, in an order that respects the log's: new rows first
  * (updates in the batch may touch them), then the coalesced updates. */
 static int flush(proj_pg *p)
 {
     for (int t = 0; t < T_COUNT; t++)
-        if (copy_in(p, copy_sql[t], &p->copy[t]))
+        if (p->upsert ? upsert_rows(p, t) : copy_in(p, p->sql_copy[t], &p->copy[t]))
             return -1;
     return flush_stock(p) || flush_orders(p) ? -1 : 0;
 }
@@ -567,6 +644,7 @@ static int pg_apply(void *ctx, const ev_event *ev)
 
 static void reset_batch(proj_pg *p)
 {
+    p->upsert = false;
     for (int t = 0; t < T_COUNT; t++)
         p->copy[t].len = 0;
     p->n_stock = p->n_orders = 0;
@@ -628,8 +706,8 @@ static int pg_begin(void *ctx, uint64_t *pos)
     p->in_txn = true;
     /* The row lock makes a second projector of the same database wait for
      * this batch, then start from where it ended. */
-    PGresult *r = PQexec(p->db, "SELECT next_pos, next_movement_id FROM projection_state"
-                                " WHERE projection = 'pg' FOR UPDATE");
+    PGresult *r = PQexec(p->db, "SELECT next_pos, next_movement_id, replay_until"
+                                " FROM projection_state WHERE projection = 'pg' FOR UPDATE");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail_pg(p, "reading the projection's position", r);
     if (PQntuples(r) != 1) {
@@ -639,6 +717,8 @@ static int pg_begin(void *ctx, uint64_t *pos)
     }
     *pos = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     p->next_movement = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    /* Below the mark a rewind left, rows may already be there. */
+    p->upsert = *pos < strtoull(PQgetvalue(r, 0, 2), NULL, 10);
     PQclear(r);
     return 0;
 }
@@ -654,7 +734,8 @@ static int pg_commit(void *ctx, uint64_t next_pos)
     const char *vals[2] = {pos, mv};
     if (run_params(p,
                    "UPDATE projection_state SET next_pos = $1, next_movement_id = $2,"
-                   " updated_at = now() WHERE projection = 'pg'",
+                   " replay_until = CASE WHEN replay_until <= $1::bigint THEN 0"
+                   " ELSE replay_until END, updated_at = now() WHERE projection = 'pg'",
                    2, vals) ||
         run_params(p, "SELECT pg_notify('ws_projection_pg', $1)", 1, vals) ||
         run(p, "COMMIT"))
@@ -729,6 +810,7 @@ proj_pg *proj_pg_open(const char *conninfo, const char *schema, char *err, size_
     snprintf(p->schema, sizeof p->schema, "%s", schema);
     ht_init(&p->stock_ix);
     ht_init(&p->order_ix);
+    make_statements(p);
     if (connect_and_migrate(p, err, errlen) != 0) {
         proj_pg_close(p);
         return NULL;
@@ -759,6 +841,71 @@ void proj_pg_close(proj_pg *p)
     ht_free(&p->stock_ix);
     ht_free(&p->order_ix);
     free(p);
+}
+
+/* ------------------------------------------------------------ rewinding */
+
+/* Reads the position under the row lock; refuses a position not reached. */
+static int rewind_check(proj_pg *p, uint64_t from_pos)
+{
+    PGresult *r = PQexec(p->db, "SELECT next_pos FROM projection_state"
+                                " WHERE projection = 'pg' FOR UPDATE");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return fail_pg(p, "reading the projection's position", r);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(p->errmsg, sizeof p->errmsg, "projection_state has no row for 'pg'");
+        return -1;
+    }
+    uint64_t next = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (from_pos <= next)
+        return 0;
+    snprintf(p->errmsg, sizeof p->errmsg,
+             "cannot re-project from position %llu: the read models hold the events before"
+             " position %llu only, and events not yet projected cannot be re-projected",
+             (unsigned long long)from_pos, (unsigned long long)next);
+    return -1;
+}
+
+/* The rewind's transaction (see proj_pg_rewind). */
+static int rewind_txn(proj_pg *p, uint64_t from_pos)
+{
+    char pos[24];
+    snprintf(pos, sizeof pos, "%llu", (unsigned long long)from_pos);
+    const char *vals[1] = {pos};
+    if (enter(p))
+        return -1;
+    p->in_txn = true;
+    if (rewind_check(p, from_pos) ||
+        run_params(p, "DELETE FROM stock_movements WHERE source_pos >= $1", 1, vals) ||
+        run_params(p, "DELETE FROM payments WHERE source_pos >= $1", 1, vals) ||
+        run_params(p,
+                   "UPDATE projection_state SET next_movement_id ="
+                   " 1 + coalesce((SELECT max(movement_id) FROM stock_movements), 0),"
+                   " replay_until = CASE WHEN greatest(replay_until, next_pos) > $1::bigint"
+                   " THEN greatest(replay_until, next_pos) ELSE 0 END, next_pos = $1,"
+                   " updated_at = now() WHERE projection = 'pg'",
+                   1, vals) ||
+        run(p, "COMMIT"))
+        return -1;
+    p->in_txn = false;
+    return 0;
+}
+
+int proj_pg_rewind(const char *conninfo, const char *schema, uint64_t from_pos, char *err,
+                   size_t errlen)
+{
+    proj_pg *p = proj_pg_open(conninfo, schema, err, errlen);
+    if (!p)
+        return -1;
+    int rc = rewind_txn(p, from_pos);
+    if (rc) {
+        snprintf(err, errlen, "%s", p->errmsg);
+        pg_abort(p);
+    }
+    proj_pg_close(p);
+    return rc;
 }
 
 /* ------------------------------------------------------------ waiting */

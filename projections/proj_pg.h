@@ -9,7 +9,8 @@
  * event that last wrote it (source_pos); order items are numbered
  * order_id * 100 + line index; invoices are INV-<year>-<order id, 5 digits>;
  * stock movements take the next number of a counter kept in
- * projection_state, in the same transaction.
+ * projection_state, in the same transaction. A rewind (proj_pg_rewind)
+ * moves the position back; the rows from there on are then written again.
  */
 #ifndef WS_PROJ_PG_H
 #define WS_PROJ_PG_H
@@ -32,6 +33,23 @@ proj_sink proj_pg_sink(proj_pg *p);
  * into a shadow schema: after a PostgreSQL crash the position rolls back
  * with the rows, and the batches are applied again). Off by default. */
 void proj_pg_set_async_commit(proj_pg *p, bool on);
+
+/* Partial re-projection (`replay --from P`): makes the read models in
+ * `schema` re-apply the log from position from_pos on. In one transaction
+ * that holds the projection_state row lock (as every batch does), it
+ * deletes the append-only rows written by events at from_pos or later
+ * (stock_movements and payments), sets the movement counter after the
+ * movements left, records the position reached so far as the high-water
+ * mark replay_until (the greater of it and the one already there; 0 when
+ * that is not beyond from_pos), and sets the position to from_pos. Any sink on those tables (the live
+ * projector, or the caller's own proj_catch_up) then carries on from
+ * from_pos: batches that start below the mark upsert their new rows, and
+ * the batch that reaches the mark clears it. Every event sets absolute
+ * values, so the result equals a clean projection of the same log.
+ * Refuses (returns -1, err says why, nothing changed) a from_pos beyond the
+ * position the read models have reached. Returns 0 on success. */
+int proj_pg_rewind(const char *conninfo, const char *schema, uint64_t from_pos, char *err,
+                   size_t errlen);
 
 /* Drops the connection and connects again (after PostgreSQL came back). */
 int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen);
