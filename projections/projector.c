@@ -19,6 +19,7 @@
 
 #include "core/jlog.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "proj_cache.h"
 #include "proj_pg.h"
 
@@ -152,30 +153,6 @@ static log_t *open_log(const char *uri, const char *name, int once)
     return NULL;
 }
 
-static int read_key(const char *path, uint8_t key[32], char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    char hex[80] = "";
-    if (!f) {
-        snprintf(err, errlen, "cannot read the e-mail key file %s (64 hex digits; "
-                              "ops/run.sh makes one)", path);
-        return -1;
-    }
-    int ok = fgets(hex, sizeof hex, f) != NULL;
-    fclose(f);
-    hex[strcspn(hex, " \r\n")] = 0;
-    for (int i = 0; ok && i < 32; i++) {
-        unsigned v;
-        ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
-        key[i] = (uint8_t)v;
-    }
-    if (!ok || strlen(hex) != 64) {
-        snprintf(err, errlen, "the e-mail key file %s must hold 64 hex digits", path);
-        return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *log_uri = getenv("WATCHSTORE_LOG") ? getenv("WATCHSTORE_LOG") : "lmdb:var/log";
@@ -219,7 +196,7 @@ int main(int argc, char **argv)
     }
     char err[1024], fields[256];
     uint8_t key[32];
-    if (want_cache && read_key(key_file, key, err, sizeof err) != 0) {
+    if (want_cache && secret_read_hex(key_file, "e-mail key", key, 32, err, sizeof err) != 0) {
         fprintf(stderr, "projector: %s\n", err);
         return 2;
     }
