@@ -1,9 +1,9 @@
 /* replay.c - the `replay` command: the log for auditors and operators.
  *
  * Reads the log directly (never the read models): verifies its hash chain,
- * prints events as JSON lines, and prints the event catalogue. Re-projecting
- * read models from a position (`--from` with `--projection`) is done by the
- * projector's rebuild, which this command drives once the projections exist.
+ * prints events as JSON lines, and prints the event catalogue; and, for
+ * operators, re-projects the read models from a position or time
+ * (`--projection` with `--from` or `--rebuild`), beside the live projector.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,12 +17,16 @@
 #include "core/audit.h"
 #include "core/event.h"
 #include "core/log.h"
+#include "core/secret.h"
+#include "projections/cache_rebuild.h"
+#include "projections/proj_pg.h"
 #include "projections/rebuild.h"
 
 static const char usage[] =
     "usage: replay [--log URI] --verify [--from POS]\n"
     "       replay [--log URI] --dump [--from POS|TIME] [--limit N] [--type TYPE]\n"
-    "       replay [--log URI] --projection pg --rebuild [--db CONNINFO]\n"
+    "       replay [--log URI] --projection pg|cache|all --rebuild|--from POS|TIME\n"
+    "              [--db CONNINFO] [--cache DIR] [--email-key-file FILE]\n"
     "       replay --catalogue\n"
     "\n"
     "Reads the watch store's event log directly, for auditors and operators.\n"
@@ -38,13 +42,24 @@ static const char usage[] =
     "  --limit N        print at most N events\n"
     "  --type TYPE      print only events of this type (e.g. order.placed)\n"
     "  --catalogue      list every event type, its version and its fields\n"
-    "  --projection pg  re-project the PostgreSQL read models; with --rebuild (or\n"
-    "                   --from 0) the whole log is projected into a shadow schema\n"
-    "                   beside the live tables, which keep serving (and the live\n"
-    "                   projector keeps running), then swapped in in one\n"
+    "  --projection P   re-project read models from the log while the live\n"
+    "                   projector and the API keep running: pg (the PostgreSQL\n"
+    "                   tables), cache (the API's LMDB cache) or all\n"
+    "                   pg, --rebuild or --from 0: the whole log is projected into a\n"
+    "                   shadow schema beside the live tables, then swapped in in one\n"
     "                   transaction: readers never see half a table\n"
+    "                   pg, --from POS|TIME: the rows written by events from there\n"
+    "                   on are projected again over the live tables (use it after\n"
+    "                   fixing a projection bug that hit events from a known time);\n"
+    "                   the live projector takes part, one batch at a time\n"
+    "                   cache: always rebuilt whole (it holds running totals), into\n"
+    "                   a new generation beside the live one, then swapped in; the\n"
+    "                   projector and the API move to it on their next read\n"
     "  --rebuild        the same as --from 0\n"
     "  --db CONNINFO    the read models' database (default: $WATCHSTORE_DB)\n"
+    "  --cache DIR      the cache's folder (default: $WATCHSTORE_CACHE, else var/cache)\n"
+    "  --email-key-file FILE  the cache's e-mail index key (default:\n"
+    "                   $WATCHSTORE_EMAIL_KEY_FILE, else var/secrets/email.key)\n"
     "  --quiet          no progress display\n"
     "  -h, --help       this text\n"
     "\n"
@@ -56,13 +71,15 @@ static const char usage[] =
     "  replay --dump --from 1200 --limit 10     ten events from position 1200\n"
     "  replay --dump --from 2026-11-25T08:00:00Z --type order.placed\n"
     "  replay --projection pg --rebuild --db 'host=var/pg/run dbname=watchstore user=postgres'\n"
+    "  replay --projection pg --from 2026-11-25T08:00:00Z     after a projection fix\n"
+    "  replay --projection all --rebuild                       both, e.g. after an upgrade\n"
     "\n"
     "Exit status: 0 sound, 1 damaged log, 2 usage or I/O error.\n";
 
 typedef struct opts {
     const char *log_uri;
     int verify, dump, catalogue, quiet, rebuild;
-    const char *projection, *db;
+    const char *projection, *db, *cache, *key_file;
     const char *from;
     uint64_t limit;
     const char *type;
@@ -248,36 +265,136 @@ static int on_rebuild(void *ud, const proj_stats *st, uint64_t end)
     return 0;
 }
 
-static int do_projection(log_t *log, const opts *o, progress *pg)
+/* --from as a log position: a number, or the first event at or after a
+ * time. */
+static int from_position(log_t *log, const char *from, uint64_t *pos)
 {
-    if (strcmp(o->projection, "pg") != 0) {
-        fprintf(stderr, "replay: --projection %s: only pg can be rebuilt by this build\n",
-                o->projection);
-        return 2;
+    char *end, err[512];
+    errno = 0;
+    *pos = strtoull(from, &end, 10);
+    if (!*end && !errno && *from >= '0' && *from <= '9')
+        return 0;
+    uint64_t us;
+    if (parse_time(from, &us) != 0) {
+        fprintf(stderr, "replay: --from '%s' is neither a position nor an RFC 3339 UTC time\n",
+                from);
+        return -1;
     }
-    if (!o->rebuild && !(o->from && strcmp(o->from, "0") == 0)) {
-        fprintf(stderr, "replay: the read models are rebuilt from the start of the log: "
-                        "use --rebuild (or --from 0)\n");
-        return 2;
+    if (proj_pos_at_time(log, us, pos, err, sizeof err) != 0) {
+        fprintf(stderr, "replay: %s\n", err);
+        return -1;
     }
-    if (!o->db) {
-        fprintf(stderr, "replay: no database: give --db or set WATCHSTORE_DB\n");
-        return 2;
-    }
+    return 0;
+}
+
+static void report(const char *what, const proj_stats *st)
+{
+    printf("OK: %s from %llu events", what, (unsigned long long)(st->applied + st->skipped));
+    if (st->skipped)
+        printf(" (%llu of unknown types skipped)", (unsigned long long)st->skipped);
+    printf("\n");
+}
+
+/* The whole log into a shadow schema, swapped in. */
+static int pg_rebuild(log_t *log, const opts *o, progress *pg)
+{
     proj_stats st;
     char err[1024];
+    pg->what = "pg: projected";
     if (proj_pg_rebuild(log, o->db, 10000, on_rebuild, pg, &st, err, sizeof err) != 0) {
         progress_show(pg, st.applied + st.skipped, st.next_pos, 1);
         fprintf(stderr, "replay: rebuild failed, the live read models are unchanged: %s\n", err);
         return 1;
     }
     progress_show(pg, st.applied + st.skipped, st.next_pos, 1);
-    printf("OK: read models rebuilt from %llu events and swapped in", 
-           (unsigned long long)(st.applied + st.skipped));
-    if (st.skipped)
-        printf(" (%llu of unknown types skipped)", (unsigned long long)st.skipped);
-    printf("\n");
+    report("PostgreSQL read models rebuilt and swapped in", &st);
     return 0;
+}
+
+/* Rewinds the live read models to `from` and projects from there. */
+static int pg_from(log_t *log, const opts *o, uint64_t from, progress *pg)
+{
+    char err[1024];
+    proj_stats st = {0};
+    if (proj_pg_rewind(o->db, "public", from, err, sizeof err) != 0) {
+        fprintf(stderr, "replay: %s\n", err);
+        return 1;
+    }
+    proj_pg *p = proj_pg_open(o->db, "public", err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "replay: %s (the live projector carries on from position %llu)\n", err,
+                (unsigned long long)from);
+        return 1;
+    }
+    proj_sink sink = proj_pg_sink(p);
+    pg->what = "pg: re-projected";
+    int rc = proj_fill(log, &sink, 10000, on_rebuild, pg, &st, err, sizeof err);
+    progress_show(pg, st.applied + st.skipped, st.next_pos, 1);
+    proj_pg_close(p);
+    if (rc) {
+        fprintf(stderr, "replay: %s (the live projector carries on from where this stopped)\n",
+                err);
+        return 1;
+    }
+    report("PostgreSQL read models re-projected", &st);
+    return 0;
+}
+
+static int cache_rebuild(log_t *log, const opts *o, progress *pg)
+{
+    uint8_t key[32];
+    char err[1024];
+    proj_stats st = {0};
+    if (secret_read_hex(o->key_file, "e-mail key", key, 32, err, sizeof err) != 0) {
+        fprintf(stderr, "replay: %s\n", err);
+        return 2;
+    }
+    pg->start = now_s();
+    pg->what = "cache: projected";
+    int rc = proj_cache_rebuild(log, o->cache, key, 50000, on_rebuild, pg, &st, err, sizeof err);
+    progress_show(pg, st.applied + st.skipped, st.next_pos, 1);
+    if (rc) {
+        fprintf(stderr, "replay: cache rebuild failed, the live cache is unchanged: %s\n", err);
+        return 1;
+    }
+    if (err[0])
+        fprintf(stderr, "replay: warning: %s\n", err);
+    report("cache rebuilt and swapped in", &st);
+    return 0;
+}
+
+static int do_projection(log_t *log, const opts *o, progress *pg)
+{
+    int want_pg = !strcmp(o->projection, "pg") || !strcmp(o->projection, "all");
+    int want_cache = !strcmp(o->projection, "cache") || !strcmp(o->projection, "all");
+    if (!want_pg && !want_cache) {
+        fprintf(stderr, "replay: --projection is pg, cache or all, not '%s'\n", o->projection);
+        return 2;
+    }
+    if (!o->rebuild && !o->from) {
+        fprintf(stderr, "replay: --projection needs --rebuild or --from POS|TIME\n");
+        return 2;
+    }
+    if (want_pg && !o->db) {
+        fprintf(stderr, "replay: no database: give --db or set WATCHSTORE_DB\n");
+        return 2;
+    }
+    uint64_t from = 0;
+    if (!o->rebuild && from_position(log, o->from, &from) != 0)
+        return 2;
+    uint64_t end = 0;
+    log_end(log, &end);
+    if (from > end) {
+        fprintf(stderr, "replay: position %llu is past the log's end (%llu)\n",
+                (unsigned long long)from, (unsigned long long)end);
+        return 2;
+    }
+    int rc = 0;
+    if (want_pg)
+        rc = from ? pg_from(log, o, from, pg) : pg_rebuild(log, o, pg);
+    if (want_cache && rc == 0)
+        rc = cache_rebuild(log, o, pg);
+    return rc;
 }
 
 static void do_catalogue(void)
@@ -308,7 +425,8 @@ int main(int argc, char **argv)
         {"from", required_argument, 0, 'f'}, {"limit", required_argument, 0, 'n'},
         {"type", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"projection", required_argument, 0, 'p'}, {"rebuild", no_argument, 0, 'r'},
-        {"db", required_argument, 0, 'D'},
+        {"db", required_argument, 0, 'D'},   {"cache", required_argument, 0, 'C'},
+        {"email-key-file", required_argument, 0, 'k'},
         {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -324,12 +442,19 @@ int main(int argc, char **argv)
         case 'p': o.projection = optarg; break;
         case 'r': o.rebuild = 1; break;
         case 'D': o.db = optarg; break;
+        case 'C': o.cache = optarg; break;
+        case 'k': o.key_file = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
     if (!o.db)
         o.db = getenv("WATCHSTORE_DB");
+    if (!o.cache)
+        o.cache = getenv("WATCHSTORE_CACHE") ? getenv("WATCHSTORE_CACHE") : "var/cache";
+    if (!o.key_file)
+        o.key_file = getenv("WATCHSTORE_EMAIL_KEY_FILE") ? getenv("WATCHSTORE_EMAIL_KEY_FILE")
+                                                         : "var/secrets/email.key";
     if (optind < argc || o.verify + o.dump + o.catalogue + (o.projection != NULL) != 1) {
         fputs(usage, stderr);
         return 2;
