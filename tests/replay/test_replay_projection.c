@@ -226,7 +226,7 @@ Test(replay_projection, cache_from_a_position_rebuilds_a_new_generation, .timeou
     ts_rmtree(f.dir);
 }
 
-Test(replay_projection, bad_input_is_refused_with_a_sentence)
+Test(replay_projection, bad_input_is_refused_with_a_sentence, .timeout = 60)
 {
     fixture f;
     fx_init(&f, 100);
