@@ -1,7 +1,8 @@
 /* test_projector.c - the projector process under faults, against its own
  * PostgreSQL cluster (these tests stop it):
  * - killed with SIGKILL at random moments 20+ times while projecting 200,000
- *   events, restarted each time: the tables equal a clean rebuild's;
+ *   events (PostgreSQL and the cache), restarted each time: the tables and the
+ *   cache equal a clean rebuild's;
  * - PostgreSQL stopped and started again while the projector follows a
  *   growing log: nothing lost, nothing applied twice. */
 #include <criterion/criterion.h>
@@ -16,6 +17,7 @@
 #include "core/support.h"
 #include "core/writer.h"
 #include "pg_support.h"
+#include "proj_cache.h"
 
 #define N_WATCHES 50
 
@@ -52,22 +54,53 @@ static void cluster_stop(const char *dir)
     sh("%s stop %s", env("PG_SH"), path);
 }
 
-static pid_t start_projector(const char *uri, const char *conninfo, int once)
+/* The projector on the log at `uri` into the database `conninfo` and, with
+ * `cache` (a folder; its e-mail key file is beside it), the cache too. */
+static pid_t start_projector(const char *uri, const char *conninfo, const char *cache, int once)
 {
+    char keyfile[512];
+    if (cache) {
+        snprintf(keyfile, sizeof keyfile, "%s.key", cache);
+        FILE *kf = fopen(keyfile, "w");
+        cr_assert_not_null(kf);
+        for (int i = 0; i < 32; i++)
+            fprintf(kf, "%02x", ts_email_key[i]);
+        fclose(kf);
+    }
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         freopen("/dev/null", "w", stderr);
         const char *bin = getenv("PROJECTOR_BIN");
-        char log_arg[512], db_arg[1024];
+        char log_arg[512], db_arg[1024], cache_arg[600], key_arg[600];
         snprintf(log_arg, sizeof log_arg, "--log=%s", uri);
         snprintf(db_arg, sizeof db_arg, "--db=%s", conninfo);
-        execl(bin, "projector", "--projection=pg", log_arg, db_arg, "--batch=2000",
-              once ? "--once" : NULL,
-              (char *)NULL);
+        snprintf(cache_arg, sizeof cache_arg, "--cache=%s", cache ? cache : "");
+        snprintf(key_arg, sizeof key_arg, "--email-key-file=%s", keyfile);
+        if (cache)
+            execl(bin, "projector", "--projection=all", log_arg, db_arg, cache_arg, key_arg,
+                  "--batch=2000", once ? "--once" : NULL, (char *)NULL);
+        else
+            execl(bin, "projector", "--projection=pg", log_arg, db_arg, "--batch=2000",
+                  once ? "--once" : NULL, (char *)NULL);
         _exit(127);
     }
     return pid;
+}
+
+/* The cache's position (0 before it exists) and, with `digest`, its digest. */
+static long long cache_position(const char *cache, uint8_t digest[32])
+{
+    char err[512];
+    proj_cache_reader *r;
+    if (proj_cache_open_reader(cache, NULL, &r, err, sizeof err) != 0)
+        return 0;
+    uint64_t pos = 0;
+    cr_assert_eq(proj_cache_applied(r, &pos), 0);
+    if (digest)
+        cr_assert_eq(proj_cache_digest(r, digest), 0);
+    proj_cache_reader_close(r);
+    return (long long)pos;
 }
 
 static int wait_exit(pid_t pid)
@@ -83,15 +116,19 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* The projection's position, or -1 when PostgreSQL cannot be reached. */
+/* The projection's position (0 before the tables exist), or -1 when
+ * PostgreSQL cannot be reached. */
 static long long position(const char *conninfo)
 {
     PGconn *db = PQconnectdb(conninfo);
     long long v = -1;
     if (PQstatus(db) == CONNECTION_OK) {
         PGresult *r = PQexec(db, "SELECT next_pos FROM projection_state WHERE projection = 'pg'");
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (PQresultStatus(r) == PGRES_TUPLES_OK)
             v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+        else if (state && strcmp(state, "42P01") == 0)
+            v = 0; /* killed before its first migration committed */
         PQclear(r);
     }
     PQfinish(db);
@@ -134,30 +171,43 @@ Test(projector, killed_twenty_times_it_ends_like_a_clean_rebuild, .timeout = 300
     srand(seed);
     int kills = 0;
     long long last = 0, progressed = 0;
-    while (kills < 20 || position(live) < (long long)end) {
-        pid_t pid = start_projector(uri, live, 1);
+    char live_cache[400], clean_cache[400];
+    snprintf(live_cache, sizeof live_cache, "%s/live-cache", dir);
+    snprintf(clean_cache, sizeof clean_cache, "%s/clean-cache", dir);
+    long long cache_last = 0, cache_progressed = 0;
+    while (kills < 20 || position(live) < (long long)end ||
+           cache_position(live_cache, NULL) < (long long)end) {
+        pid_t pid = start_projector(uri, live, live_cache, 1);
         sleep_ms(20 + rand() % 150);
         if (kill(pid, SIGKILL) == 0 && wait_exit(pid) == 128 + SIGKILL)
             kills++;
-        long long now = position(live);
-        cr_assert_geq(now, last, "the position never goes back");
-        if (now > last)
-            progressed++;
+        long long now = position(live), cnow = cache_position(live_cache, NULL);
+        cr_assert_geq(now, last, "the position never goes back (%lld after %lld)", now, last);
+        cr_assert_geq(cnow, cache_last, "the cache's position never goes back");
+        progressed += now > last && now < (long long)end;
+        cache_progressed += cnow > cache_last && cnow < (long long)end;
         last = now;
+        cache_last = cnow;
         if (kills > 200)
             break;
     }
     /* Whatever is left, without interruption. */
-    cr_assert_eq(wait_exit(start_projector(uri, live, 1)), 0);
+    cr_assert_eq(wait_exit(start_projector(uri, live, live_cache, 1)), 0);
     cr_assert_eq(position(live), (long long)end);
     cr_assert_geq(kills, 20);
     cr_assert_gt(progressed, 3, "kills landed in the middle of the work");
+    cr_assert_gt(cache_progressed, 0, "kills landed in the middle of the cache's work");
 
-    cr_assert_eq(wait_exit(start_projector(uri, clean, 1)), 0);
+    cr_assert_eq(wait_exit(start_projector(uri, clean, clean_cache, 1)), 0);
     char *a = ts_pg_checksum(live), *b = ts_pg_checksum(clean);
     cr_assert_str_eq(a, b, "killed %d times: tables differ from a clean rebuild", kills);
     free(a);
     free(b);
+    uint8_t da[32], db[32];
+    cr_assert_eq(cache_position(live_cache, da), (long long)end);
+    cr_assert_eq(cache_position(clean_cache, db), (long long)end);
+    cr_assert_arr_eq(da, db, 32, "killed %d times: the cache differs from a clean rebuild",
+                     kills);
     cluster_stop(dir);
     ts_rmtree(dir);
 }
@@ -178,7 +228,7 @@ Test(projector, postgres_restarted_mid_projection_loses_nothing, .timeout = 300)
     cluster_start(dir, base, sizeof base);
     fresh_db_in(base, "live", live, sizeof live);
     fresh_db_in(base, "clean", clean, sizeof clean);
-    pid_t follower = start_projector(uri, live, 0);
+    pid_t follower = start_projector(uri, live, NULL, 0);
 
     cr_assert_eq(ts_grow_log(w, 20000, &seed, 100000, N_WATCHES), 0);
     sleep_ms(300);
@@ -200,7 +250,7 @@ Test(projector, postgres_restarted_mid_projection_loses_nothing, .timeout = 300)
     kill(follower, SIGTERM);
     cr_assert_eq(wait_exit(follower), 0, "SIGTERM: a clean exit");
 
-    cr_assert_eq(wait_exit(start_projector(uri, clean, 1)), 0);
+    cr_assert_eq(wait_exit(start_projector(uri, clean, NULL, 1)), 0);
     char *a = ts_pg_checksum(live), *b = ts_pg_checksum(clean);
     cr_assert_str_eq(a, b, "tables differ from a clean rebuild");
     free(a);
