@@ -1,24 +1,37 @@
-/* bench_proj.c - rebuild rate of the PostgreSQL read models on this machine.
+/* bench_proj.c - how fast the projections go on this machine: the
+ * PostgreSQL read models, the LMDB cache, and the cache's lag behind the log.
  *
- *   build/ops/bench/bench_proj [--dir DIR] [--runs N] [--events N] [--quick]
- *                              [--batches B1,B2,...]
+ *   build/ops/bench/bench_proj [--only pg,cache,lag] [--dir DIR] [--runs N]
+ *       [--events N] [--quick] [--batches B1,B2,...] [--cache-batch N]
+ *       [--lag-rate N] [--lag-seconds S] [--projector PATH]
  *
  * Figures (see ops/bench/README.md for what each one means):
- *   1. the log: --events events made through the real writer (wr_process):
- *      a 500-watch catalogue, then guest orders (1-3 lines), order status
- *      changes (some cancellations) and restocks; the mix and the rate
- *   2. full rebuild: a fresh database, proj_pg_open + proj_catch_up over the
- *      whole log, with batches of 5,000 (the projector's default), 1,000 and
- *      20,000 events
- *   3. the machine's limit: the final rows of every read-model table, dumped
- *      from a rebuilt database (COPY ... TO STDOUT, into memory), COPYed back
- *      into a fresh migrated database in one transaction; "events/s
- *      equivalent" = events in the log / seconds of that COPY
+ *   1. the log (pg, cache): --events events made through the real writer
+ *      (wr_process): a 500-watch catalogue, then guest orders (1-3 lines),
+ *      order status changes (some cancellations) and restocks
+ *   2. (pg) full rebuild: a fresh database, proj_pg_open + proj_catch_up over
+ *      the whole log, with batches of 5,000 (the projector's default), 1,000
+ *      and 20,000 events
+ *   3. (pg) the machine's limit: the final rows of every read-model table,
+ *      COPYed back into a fresh migrated database in one transaction
+ *   4. (cache) cache rebuild: proj_cache_open_writer on a fresh directory +
+ *      proj_catch_up over the whole log with a large batch (what the
+ *      projector does on an empty cache); every run must give the same
+ *      proj_cache_digest. 4b: the same log through proj_cache_rebuild (a
+ *      generation built beside the live one, synced once, swapped in)
+ *   5. (cache) the machine's limit: a raw scan of the log (log_scan +
+ *      ev_decode) and the rebuild's own LMDB writes replayed into a fresh
+ *      environment (recorded through link-time wrappers of mdb_put, mdb_del
+ *      and mdb_txn_commit, see CMakeLists.txt)
+ *   6. (lag) append to cache visibility: this process appends the command mix
+ *      through wr_process paced at --lag-rate events/s, the real projector
+ *      process (--projection cache) follows the log, a reader thread here
+ *      times each append from its commit to proj_cache_wait returning
  *
- * It starts a private PostgreSQL cluster with ops/pg.sh in a fresh directory
- * (under $TMPDIR, else /var/tmp, or under --dir), and stops it and removes
- * the directory at the end, on an error and on Ctrl-C/SIGTERM. Progress goes
- * to stderr, figures to stdout.
+ * Everything lives in a fresh directory (under $TMPDIR, else /var/tmp, or
+ * under --dir), removed at the end, on an error and on Ctrl-C/SIGTERM, as
+ * are the PostgreSQL cluster (ops/pg.sh) and the projector process. Progress
+ * goes to stderr, figures to stdout.
  */
 #define _GNU_SOURCE
 #include "measure.h"
@@ -26,7 +39,10 @@
 #include "core/log.h"
 #include "core/writer.h"
 #include "projections/migrate.h"
+#include "projections/cache_gen.h"
+#include "projections/cache_rebuild.h"
 #include "projections/proj.h"
+#include "projections/proj_cache.h"
 #include "projections/proj_pg.h"
 
 #include <ctype.h>
@@ -35,6 +51,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libpq-fe.h>
+#include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,24 +66,35 @@
 #ifndef WS_SOURCE_DIR
 #error "WS_SOURCE_DIR (the source tree, for ops/pg.sh) is set by ops/bench/CMakeLists.txt"
 #endif
+#ifndef WS_PROJECTOR_BIN
+#error "WS_PROJECTOR_BIN (the projector built beside the bench) is set by ops/bench/CMakeLists.txt"
+#endif
 
 /* ------------------------------------------------------------- settings */
 
 #define MAX_BATCHES 8
 
+enum { PART_PG = 1, PART_CACHE = 2, PART_LAG = 4 };
+
 typedef struct cfg {
     char parent[2048]; /* where the fresh bench directory is made */
     int runs;
     bool quick;
-    uint64_t events;   /* log size */
+    unsigned parts;    /* PART_*: what to run */
+    uint64_t events;   /* log size (figures 1-5) */
     size_t batches[MAX_BATCHES]; /* the first one is the one with targets */
     int n_batches;
+    size_t cache_batch;   /* figure 4 */
+    long lag_rate;        /* figure 6: events/s */
+    double lag_secs;      /* figure 6: seconds per run */
+    char projector[4096]; /* figure 6 */
 } cfg;
 
 static char g_root[4096];  /* the fresh bench directory */
 static char g_pgdir[4200]; /* the cluster's folder, inside g_root */
 static char g_pgsh[4200];  /* ops/pg.sh */
 static volatile pid_t g_pm_pid; /* the postmaster, while it runs */
+static volatile pid_t g_proj_pid; /* figure 6's projector, while it runs */
 static char g_conninfo[8192];   /* as printed by pg.sh */
 
 /* ----------------------------------------------------------------- utils */
@@ -157,17 +186,23 @@ static void die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (g_proj_pid > 0) {
+        kill(g_proj_pid, SIGKILL);
+        waitpid(g_proj_pid, NULL, 0);
+    }
     cluster_stop();
     if (g_root[0])
         rmtree(g_root); /* leave nothing behind */
     exit(1);
 }
 
-/* Ctrl-C or kill: an immediate shutdown of the cluster (SIGQUIT to the
- * postmaster), then remove the bench directory (not strictly
+/* Ctrl-C or kill: SIGKILL to figure 6's projector, an immediate shutdown of
+ * the cluster (SIGQUIT to the postmaster), then remove the bench directory (not strictly
  * async-signal-safe, but the process is about to die anyway). */
 static void on_signal(int sig)
 {
+    if (g_proj_pid > 0)
+        kill(g_proj_pid, SIGKILL);
     pid_t pm = g_pm_pid;
     if (pm > 0) {
         kill(pm, SIGQUIT);
@@ -459,10 +494,16 @@ static const char *const BRANDS[] = {"Seiko", "Citizen", "Tissot", "Hamilton", "
 static const char *const CATEGORIES[] = {"automatic", "chronograph", "diver",
                                          "sport", "classic", "luxury"};
 
+/* The e-mail index key of the writer and of every cache (the projector of
+ * figure 6 reads it from a file). */
+static uint8_t g_email_key[32];
+
 static int64_t watch_price(int i) { return 12900 + 1379 * (int64_t)(i % 97); }
 
 static void init_catalogue(void)
 {
+    for (int i = 0; i < 32; i++)
+        g_email_key[i] = (uint8_t)(i * 7 + 1);
     uint64_t seed = 0x5DEECE66Dull;
     for (int i = 0; i < N_WATCHES; i++) {
         /* UUIDv7 as the API makes them: creation time (one watch a minute
@@ -520,8 +561,7 @@ static wr_writer *open_writer(const char *dir)
     memset(&wc, 0, sizeof wc);
     snprintf(uri, sizeof uri, "lmdb:%s", dir);
     wc.log_uri = uri;
-    for (int i = 0; i < 32; i++)
-        wc.email_key[i] = (uint8_t)(i * 7 + 1);
+    memcpy(wc.email_key, g_email_key, 32);
     wr_writer *w;
     if (wr_open(&wc, &w, err, sizeof err) != 0)
         die("wr_open: %s", err);
@@ -581,6 +621,151 @@ static void add_catalogue(wr_writer *w, gen_res *g)
     free(reqs);
 }
 
+/* The command generator: the mix above, one command at a time, shared by
+ * the log of figures 1-5 and the paced writer of figure 6. */
+typedef struct cmdgen {
+    uint64_t seed, t_us;
+    open_order *open; /* open orders: open[head..tail), oldest first */
+    size_t head, tail, cap;
+    dec_line_in (*lines)[3]; /* per request slot */
+    uint8_t *kind;           /* per request slot: C_* */
+    gen_res *g;
+} cmdgen;
+
+enum { GEN_BATCH = 1000 }; /* commands per wr_process */
+
+static void cg_init(cmdgen *cg, gen_res *g)
+{
+    memset(cg, 0, sizeof *cg);
+    cg->seed = 0x9E3779B97F4A7C15ull;
+    cg->t_us = T0_US;
+    cg->g = g;
+    cg->lines = calloc(GEN_BATCH, sizeof *cg->lines);
+    cg->kind = malloc(GEN_BATCH);
+    if (!cg->lines || !cg->kind)
+        die("out of memory");
+}
+
+static void cg_free(cmdgen *cg)
+{
+    free(cg->open);
+    free(cg->lines);
+    free(cg->kind);
+}
+
+static void cg_order(cmdgen *cg, size_t i, dec_cmd *c)
+{
+    cg->kind[i] = C_ORDER;
+    c->kind = DEC_ORDER_PLACE;
+    c->correlation = EV_STR("req-web");
+    c->actor = EV_STR("guest");
+    uint32_t k = 1 + (uint32_t)(bm_rnd(&cg->seed) % 3);
+    for (uint32_t l = 0; l < k; l++) {
+        uint64_t y = bm_rnd(&cg->seed);
+        int wi = (int)(y % N_WATCHES);
+        memcpy(cg->lines[i][l].watch_id, g_watch_id[wi], 16);
+        cg->lines[i][l].quantity = 1 + (int64_t)((y >> 32) % 2);
+        cg->lines[i][l].unit_price = watch_price(wi);
+        cg->lines[i][l].has_price = true;
+    }
+    c->u.order.lines = cg->lines[i];
+    c->u.order.n_lines = k;
+    c->u.order.shipping_address = EV_STR("Jane Doe, 12 Rue de la Paix, 75002 Paris, FR");
+    c->u.order.guest_token_hash = EV_STR(GUEST_TOKEN_HASH);
+}
+
+/* One step of one of the oldest open orders, or its cancellation. */
+static void cg_status(cmdgen *cg, size_t i, dec_cmd *c)
+{
+    size_t span = cg->tail - cg->head < WINDOW ? cg->tail - cg->head : WINDOW;
+    size_t j = cg->head + (size_t)(bm_rnd(&cg->seed) % span);
+    open_order *o = &cg->open[j];
+    c->correlation = EV_STR("req-backoffice");
+    c->actor = EV_STR("system");
+    c->actor_system = true;
+    c->u.status.order_id = o->id;
+    bool done = false;
+    if (o->status != EV_order_status_SHIPPED && bm_rnd(&cg->seed) % 100 < PCT_CANCEL) {
+        cg->kind[i] = C_CANCEL;
+        c->kind = DEC_ORDER_CANCEL;
+        c->u.status.reason = EV_STR("customer asked");
+        done = true;
+    } else {
+        cg->kind[i] = C_STATUS;
+        c->kind = DEC_ORDER_SET_STATUS;
+        o->status = o->status == EV_order_status_PENDING      ? EV_order_status_PROCESSING
+                    : o->status == EV_order_status_PROCESSING ? EV_order_status_SHIPPED
+                                                              : EV_order_status_DELIVERED;
+        c->u.status.status = o->status;
+        if (o->status == EV_order_status_DELIVERED) {
+            done = true;
+            cg->g->delivered++;
+        }
+    }
+    if (done) /* out of the open orders: the oldest takes its place */
+        cg->open[j] = cg->open[cg->head++];
+}
+
+static void cg_restock(cmdgen *cg, size_t i, dec_cmd *c)
+{
+    cg->kind[i] = C_RESTOCK;
+    c->kind = DEC_STOCK_ADJUST;
+    c->correlation = EV_STR("req-backoffice");
+    c->actor = EV_STR("system");
+    c->actor_system = true;
+    uint64_t y = bm_rnd(&cg->seed);
+    memcpy(c->u.stock.watch_id, g_watch_id[y % N_WATCHES], 16);
+    c->u.stock.quantity = 10 + (int64_t)((y >> 32) % 41);
+    c->u.stock.reason = EV_stock_reason_RESTOCK;
+}
+
+/* Fills request slot i (< GEN_BATCH) with the next command. Returns the
+ * events it will make, about (a cancellation's stock lines are unknown). */
+static unsigned cg_fill(cmdgen *cg, size_t i, wr_req *r)
+{
+    memset(&r->cmd, 0, sizeof r->cmd);
+    dec_cmd *c = &r->cmd;
+    c->now_us = (cg->t_us += US_PER_CMD);
+    uint64_t x = bm_rnd(&cg->seed) % 100;
+    if (x < PCT_ORDERS || cg->head == cg->tail) {
+        cg_order(cg, i, c);
+        return 1 + (unsigned)c->u.order.n_lines;
+    }
+    if (x < PCT_ORDERS + PCT_STATUS) {
+        cg_status(cg, i, c);
+        return cg->kind[i] == C_CANCEL ? 3 : 1;
+    }
+    cg_restock(cg, i, c);
+    return 1;
+}
+
+/* After wr_process: every command must have been accepted; counts the
+ * events and adds the new orders to the open ones. */
+static void cg_done(cmdgen *cg, wr_req *reqs, size_t n)
+{
+    gen_res *g = cg->g;
+    for (size_t i = 0; i < n; i++) {
+        wr_req *r = &reqs[i];
+        if (r->err || r->out.reason != DEC_OK || !r->out.n_ev)
+            die("command %llu (kind %d) refused: %s (%s)", (unsigned long long)(g->cmds + i),
+                (int)r->cmd.kind, dec_reason_code(r->out.reason),
+                r->out.message ? r->out.message : "");
+        count_events(g, &r->out);
+        g->by_cmd[cg->kind[i]]++;
+        if (cg->kind[i] != C_ORDER)
+            continue;
+        if (cg->tail == cg->cap) {
+            cg->cap = cg->cap ? cg->cap * 2 : 4096;
+            cg->open = realloc(cg->open, cg->cap * sizeof *cg->open);
+            if (!cg->open)
+                die("out of memory");
+        }
+        cg->open[cg->tail++] = (open_order){(uint32_t)r->out.id, EV_order_status_PENDING};
+        g->orders++;
+    }
+    g->cmds += n;
+}
+
 /* Makes the log: the catalogue, then commands 1,000 per wr_process (one
  * durable append each) until `target` events. */
 static void gen_log(const char *dir, uint64_t target, gen_res *g)
@@ -589,111 +774,27 @@ static void gen_log(const char *dir, uint64_t target, gen_res *g)
     wr_writer *w = open_writer(dir);
     double t0 = bm_now_s(), shown = t0;
     add_catalogue(w, g);
-    enum { B = 1000 };
-    wr_req *reqs = calloc(B, sizeof *reqs);
-    wr_req **pp = malloc(B * sizeof *pp);
-    dec_line_in(*lines)[3] = calloc(B, sizeof *lines);
-    uint8_t *kind = malloc(B);
-    size_t cap_open = (size_t)(target / 2 + 16);
-    open_order *open = malloc(cap_open * sizeof *open);
-    if (!reqs || !pp || !lines || !kind || !open)
+    wr_req *reqs = calloc(GEN_BATCH, sizeof *reqs);
+    wr_req **pp = malloc(GEN_BATCH * sizeof *pp);
+    if (!reqs || !pp)
         die("out of memory");
-    size_t head = 0, tail = 0; /* open orders: open[head..tail), oldest first */
-    for (int i = 0; i < B; i++)
+    for (int i = 0; i < GEN_BATCH; i++)
         pp[i] = &reqs[i];
-    uint64_t seed = 0x9E3779B97F4A7C15ull, t_us = T0_US;
+    cmdgen cg;
+    cg_init(&cg, g);
     while (g->events < target) {
         /* Near the end, small batches: at most 4 events per command. */
         uint64_t left = (target - g->events) / 4;
-        size_t n = left >= B ? B : left ? (size_t)left : 1;
-        for (size_t i = 0; i < n; i++) {
-            wr_req *r = &reqs[i];
-            memset(&r->cmd, 0, sizeof r->cmd);
-            dec_cmd *c = &r->cmd;
-            c->now_us = (t_us += US_PER_CMD);
-            uint64_t x = bm_rnd(&seed) % 100;
-            if (x < PCT_ORDERS || head == tail) {
-                kind[i] = C_ORDER;
-                c->kind = DEC_ORDER_PLACE;
-                c->correlation = EV_STR("req-web");
-                c->actor = EV_STR("guest");
-                uint32_t k = 1 + (uint32_t)(bm_rnd(&seed) % 3);
-                for (uint32_t l = 0; l < k; l++) {
-                    uint64_t y = bm_rnd(&seed);
-                    int wi = (int)(y % N_WATCHES);
-                    memcpy(lines[i][l].watch_id, g_watch_id[wi], 16);
-                    lines[i][l].quantity = 1 + (int64_t)((y >> 32) % 2);
-                    lines[i][l].unit_price = watch_price(wi);
-                    lines[i][l].has_price = true;
-                }
-                c->u.order.lines = lines[i];
-                c->u.order.n_lines = k;
-                c->u.order.shipping_address =
-                    EV_STR("Jane Doe, 12 Rue de la Paix, 75002 Paris, FR");
-                c->u.order.guest_token_hash = EV_STR(GUEST_TOKEN_HASH);
-            } else if (x < PCT_ORDERS + PCT_STATUS) {
-                size_t span = tail - head < WINDOW ? tail - head : WINDOW;
-                size_t j = head + (size_t)(bm_rnd(&seed) % span);
-                open_order *o = &open[j];
-                c->correlation = EV_STR("req-backoffice");
-                c->actor = EV_STR("system");
-                c->actor_system = true;
-                c->u.status.order_id = o->id;
-                bool done = false;
-                if (o->status != EV_order_status_SHIPPED && bm_rnd(&seed) % 100 < PCT_CANCEL) {
-                    kind[i] = C_CANCEL;
-                    c->kind = DEC_ORDER_CANCEL;
-                    c->u.status.reason = EV_STR("customer asked");
-                    done = true;
-                } else {
-                    kind[i] = C_STATUS;
-                    c->kind = DEC_ORDER_SET_STATUS;
-                    o->status = o->status == EV_order_status_PENDING ? EV_order_status_PROCESSING
-                                : o->status == EV_order_status_PROCESSING
-                                    ? EV_order_status_SHIPPED
-                                    : EV_order_status_DELIVERED;
-                    c->u.status.status = o->status;
-                    if (o->status == EV_order_status_DELIVERED) {
-                        done = true;
-                        g->delivered++;
-                    }
-                }
-                if (done) /* out of the open orders: the oldest takes its place */
-                    open[j] = open[head++];
-            } else {
-                kind[i] = C_RESTOCK;
-                c->kind = DEC_STOCK_ADJUST;
-                c->correlation = EV_STR("req-backoffice");
-                c->actor = EV_STR("system");
-                c->actor_system = true;
-                uint64_t y = bm_rnd(&seed);
-                memcpy(c->u.stock.watch_id, g_watch_id[y % N_WATCHES], 16);
-                c->u.stock.quantity = 10 + (int64_t)((y >> 32) % 41);
-                c->u.stock.reason = EV_stock_reason_RESTOCK;
-            }
-        }
+        size_t n = left >= GEN_BATCH ? GEN_BATCH : left ? (size_t)left : 1;
+        for (size_t i = 0; i < n; i++)
+            cg_fill(&cg, i, &reqs[i]);
         if (wr_process(w, pp, n) != 0)
             die("wr_process: %s", log_errmsg(wr_log(w)));
-        for (size_t i = 0; i < n; i++) {
-            wr_req *r = &reqs[i];
-            if (r->err || r->out.reason != DEC_OK || !r->out.n_ev)
-                die("command %llu (kind %d) refused: %s (%s)",
-                    (unsigned long long)(g->cmds + i), (int)r->cmd.kind,
-                    dec_reason_code(r->out.reason), r->out.message ? r->out.message : "");
-            count_events(g, &r->out);
-            g->by_cmd[kind[i]]++;
-            if (kind[i] == C_ORDER) {
-                if (tail == cap_open)
-                    die("too many open orders");
-                open[tail++] = (open_order){(uint32_t)r->out.id, EV_order_status_PENDING};
-                g->orders++;
-            }
-        }
-        g->cmds += n;
+        cg_done(&cg, reqs, n);
         if (bm_now_s() - shown > 2) {
             shown = bm_now_s();
             bm_progress("made %llu of %llu events", (unsigned long long)g->events,
-                     (unsigned long long)target);
+                        (unsigned long long)target);
         }
     }
     g->secs = bm_now_s() - t0;
@@ -702,9 +803,7 @@ static void gen_log(const char *dir, uint64_t target, gen_res *g)
         die("the log holds %llu records, the writer made %llu events",
             (unsigned long long)acc[0], (unsigned long long)g->events);
     g->avg_rec = (double)acc[1] / (double)acc[0];
-    free(open);
-    free(kind);
-    free(lines);
+    cg_free(&cg);
     free(pp);
     free(reqs);
     wr_close(w);
@@ -941,295 +1040,1343 @@ static void series_free(series *s)
     free(s->dbsize.v);
 }
 
-/* ------------------------------------------------------------------ main */
+/* --------------------------------------------- 4. and 5.: the LMDB cache */
 
-static void usage(void)
+/* The rebuild's LMDB writes, recorded once (untimed) and replayed into a
+ * fresh environment by figure 5b. The bench links with
+ * -Wl,--wrap=mdb_put,--wrap=mdb_del,--wrap=mdb_txn_commit (CMakeLists.txt):
+ * every call of those, from proj_cache.c too, comes through the wrappers
+ * below, which note the write (operation, database, key, value length) when
+ * recording is on and the transaction belongs to the environment being
+ * recorded, then call LMDB. Off, they cost one test. With `timing` on, the
+ * commit wrapper also adds up the wall time of that environment's commits
+ * (the timed rebuilds of figure 4). */
+enum { OP_PUT = 1, OP_DEL = 2, OP_COMMIT = 3 };
+
+typedef struct wrec {
+    bool on, timing;
+    char path[4300];  /* the cache root: its generations' environments are
+                         recorded (mdb_env_get_path under it) */
+    double commit_s;  /* timing: seconds in its commits */
+    uint8_t *buf;     /* entries: op u8, dbi u8, klen u16, vlen u32, key */
+    size_t len, cap;
+    uint64_t puts, dels, commits, key_bytes, val_bytes;
+    size_t max_val;
+    bool dbi_used[256];
+    uint64_t dbi_puts[256], dbi_bytes[256]; /* per database: writes, key + value bytes */
+} wrec;
+
+static wrec g_rec;
+
+int __real_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int __real_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int __real_mdb_txn_commit(MDB_txn *txn);
+
+static bool rec_env(MDB_txn *txn)
 {
-    fprintf(stderr,
-            "usage: bench_proj [--dir DIR] [--runs N] [--events N] [--quick]\n"
-            "                  [--batches B1,B2,...]\n"
-            "  --dir DIR       make the bench directory (log and PostgreSQL cluster)\n"
-            "                  under DIR (default $TMPDIR or /var/tmp)\n"
-            "  --runs N        repetitions of each measurement (default 3)\n"
-            "  --events N      events in the log (default 1000000)\n"
-            "  --quick         a 100,000-event log, for a smoke run\n"
-            "  --batches LIST  rebuild batch sizes (default 5000,1000,20000; the\n"
-            "                  first is the one compared with the targets)\n");
-    exit(2);
+    const char *p = NULL;
+    size_t n = strlen(g_rec.path);
+    return mdb_env_get_path(mdb_txn_env(txn), &p) == 0 && p && strncmp(p, g_rec.path, n) == 0 &&
+           p[n] == '/';
+}
+
+static bool rec_wanted(MDB_txn *txn) { return g_rec.on && rec_env(txn); }
+
+static void rec_op(uint8_t op, MDB_dbi dbi, const MDB_val *key, size_t vlen)
+{
+    size_t klen = key ? key->mv_size : 0, need = 8 + klen;
+    if (dbi > 255 || klen > 65535 || vlen > UINT32_MAX)
+        die("recording: a write out of range (dbi %u, key %zu bytes)", (unsigned)dbi, klen);
+    if (g_rec.len + need > g_rec.cap) {
+        g_rec.cap = g_rec.cap ? g_rec.cap * 2 : 64u << 20;
+        g_rec.buf = realloc(g_rec.buf, g_rec.cap);
+        if (!g_rec.buf)
+            die("out of memory recording the cache's writes");
+    }
+    uint8_t *e = g_rec.buf + g_rec.len;
+    uint16_t k16 = (uint16_t)klen;
+    uint32_t v32 = (uint32_t)vlen;
+    e[0] = op;
+    e[1] = (uint8_t)dbi;
+    memcpy(e + 2, &k16, 2);
+    memcpy(e + 4, &v32, 4);
+    if (klen)
+        memcpy(e + 8, key->mv_data, klen);
+    g_rec.len += need;
+    if (op != OP_COMMIT) {
+        g_rec.dbi_used[dbi] = true;
+        g_rec.dbi_puts[dbi]++;
+        g_rec.dbi_bytes[dbi] += klen + vlen;
+    }
+    g_rec.key_bytes += klen;
+    g_rec.val_bytes += vlen;
+    if (vlen > g_rec.max_val)
+        g_rec.max_val = vlen;
+}
+
+int __wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int __wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags)
+{
+    if (rec_wanted(txn)) {
+        rec_op(OP_PUT, dbi, key, data->mv_size);
+        g_rec.puts++;
+    }
+    return __real_mdb_put(txn, dbi, key, data, flags);
+}
+
+int __wrap_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int __wrap_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data)
+{
+    if (rec_wanted(txn)) {
+        rec_op(OP_DEL, dbi, key, 0);
+        g_rec.dels++;
+    }
+    return __real_mdb_del(txn, dbi, key, data);
+}
+
+int __wrap_mdb_txn_commit(MDB_txn *txn);
+int __wrap_mdb_txn_commit(MDB_txn *txn)
+{
+    if (rec_wanted(txn)) {
+        rec_op(OP_COMMIT, 0, NULL, 0);
+        g_rec.commits++;
+    }
+    if (!g_rec.timing || !rec_env(txn))
+        return __real_mdb_txn_commit(txn);
+    double t0 = bm_now_s();
+    int rc = __real_mdb_txn_commit(txn);
+    g_rec.commit_s += bm_now_s() - t0;
+    return rc;
+}
+
+typedef struct cache_res {
+    double wall, cpu, commit_s, events_s;
+    uint64_t batches;
+    double mb; /* data.mdb */
+    uint8_t digest[32];
+} cache_res;
+
+/* The size of the live generation's data.mdb under cache root `root`. */
+static double cache_mb(const char *root)
+{
+    char dir[CGEN_PATH_MAX], path[CGEN_PATH_MAX + 16], err[512];
+    unsigned gen;
+    struct stat sb;
+    if (cgen_current(root, dir, sizeof dir, &gen, err, sizeof err) != 0)
+        return 0;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    return stat(path, &sb) == 0 ? (double)sb.st_size / 1e6 : 0;
+}
+
+/* The digest of everything in the cache, through the writer's own reader. */
+static void cache_digest(proj_sink *sink, uint8_t out[32])
+{
+    proj_cache_reader *r;
+    char err[512];
+    if (proj_cache_writer_reader(sink, &r, err, sizeof err) != 0)
+        die("proj_cache_writer_reader: %s", err);
+    int rc = proj_cache_digest(r, out);
+    proj_cache_reader_close(r);
+    if (rc != 0)
+        die("proj_cache_digest: %s", proj_cache_strerror(rc));
+}
+
+/* Figure 4: proj_cache_open_writer on a fresh directory + proj_catch_up
+ * over the whole log (both timed), then a digest (not timed). With `record`
+ * the LMDB writes of the catch-up are recorded into g_rec. The directory is
+ * removed after. */
+static cache_res cache_rebuild(log_t *log, uint64_t events, const char *dir, size_t batch,
+                               bool record)
+{
+    cache_res r;
+    memset(&r, 0, sizeof r);
+    proj_sink sink;
+    proj_stats st;
+    memset(&st, 0, sizeof st);
+    char err[1024];
+    double t0 = bm_now_s(), c0 = bm_cpu_s();
+    if (proj_cache_open_writer(dir, g_email_key, &sink, err, sizeof err) != 0)
+        die("proj_cache_open_writer: %s", err);
+    snprintf(g_rec.path, sizeof g_rec.path, "%s", dir);
+    g_rec.on = record;
+    g_rec.timing = !record;
+    g_rec.commit_s = 0;
+    if (proj_catch_up(log, &sink, batch, &st, err, sizeof err) != 0)
+        die("proj_catch_up into the cache (batch %zu): %s", batch, err);
+    g_rec.on = g_rec.timing = false;
+    r.commit_s = g_rec.commit_s;
+    r.wall = bm_now_s() - t0;
+    r.cpu = bm_cpu_s() - c0;
+    if (st.applied + st.skipped != events || st.skipped)
+        die("the cache rebuild applied %llu and skipped %llu of %llu events",
+            (unsigned long long)st.applied, (unsigned long long)st.skipped,
+            (unsigned long long)events);
+    if (proj_cache_inconsistent(&sink))
+        die("the cache rebuild found %llu events inconsistent with the cache",
+            (unsigned long long)proj_cache_inconsistent(&sink));
+    r.events_s = (double)events / r.wall;
+    r.batches = st.batches;
+    cache_digest(&sink, r.digest);
+    r.mb = cache_mb(dir);
+    proj_cache_close(&sink);
+    rmtree(dir);
+    return r;
+}
+
+/* Figure 4b: proj_cache_rebuild into a fresh root (timed whole: a first
+ * empty generation, the build with no sync per commit, one sync, the
+ * swap), then a digest through a reader (not timed). */
+static cache_res cache_rebuild_gen(log_t *log, uint64_t events, const char *dir, size_t batch)
+{
+    cache_res r;
+    memset(&r, 0, sizeof r);
+    proj_stats st;
+    char err[1024];
+    double t0 = bm_now_s(), c0 = bm_cpu_s();
+    if (proj_cache_rebuild(log, dir, g_email_key, batch, NULL, NULL, &st, err, sizeof err) != 0)
+        die("proj_cache_rebuild (batch %zu): %s", batch, err);
+    r.wall = bm_now_s() - t0;
+    r.cpu = bm_cpu_s() - c0;
+    if (err[0])
+        die("proj_cache_rebuild: %s", err);
+    if (st.applied + st.skipped != events || st.skipped)
+        die("proj_cache_rebuild applied %llu and skipped %llu of %llu events",
+            (unsigned long long)st.applied, (unsigned long long)st.skipped,
+            (unsigned long long)events);
+    r.events_s = (double)events / r.wall;
+    r.batches = st.batches;
+    proj_cache_reader *rd;
+    if (proj_cache_open_reader(dir, NULL, &rd, err, sizeof err) != 0)
+        die("proj_cache_open_reader: %s", err);
+    int rc = proj_cache_digest(rd, r.digest);
+    proj_cache_reader_close(rd);
+    if (rc != 0)
+        die("proj_cache_digest: %s", proj_cache_strerror(rc));
+    r.mb = cache_mb(dir);
+    rmtree(dir);
+    return r;
+}
+
+/* Figure 5a: log_scan + ev_decode (decode and hash verify) of every record,
+ * what proj_catch_up does before it hands an event to the sink. */
+typedef struct scan_ctx {
+    ev_dec *dec;
+    ev_event ev;
+    uint64_t n;
+} scan_ctx;
+
+static int scan_one(void *ud, const log_rec *r)
+{
+    scan_ctx *c = ud;
+    int rc = ev_decode(c->dec, r->data, r->len, r->pos, &c->ev);
+    if (rc)
+        die("record %llu: %s", (unsigned long long)r->pos, ev_strerror(rc));
+    c->n++;
+    return 0;
+}
+
+static double raw_scan(log_t *log, uint64_t events)
+{
+    scan_ctx *c = calloc(1, sizeof *c);
+    if (!c || !(c->dec = ev_dec_new()))
+        die("out of memory");
+    uint64_t next;
+    double t0 = bm_now_s();
+    if (log_scan(log, 0, 0, scan_one, c, &next) != 0)
+        die("scan: %s", log_errmsg(log));
+    double secs = bm_now_s() - t0;
+    if (c->n != events)
+        die("the scan saw %llu records, the log has %llu", (unsigned long long)c->n,
+            (unsigned long long)events);
+    ev_dec_free(c->dec);
+    free(c);
+    return secs;
+}
+
+/* The settings proj_cache.c opens its environment with. */
+#define CACHE_MAPSIZE (64ull << 30)
+#define CACHE_ENV_FLAGS (MDB_NOTLS | MDB_NOMETASYNC)
+
+static MDB_env *raw_env(const char *dir, MDB_dbi map[256])
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    int mrc;
+    if (mkdir(dir, 0700) != 0)
+        die("mkdir %s: %s", dir, strerror(errno));
+    if ((mrc = mdb_env_create(&env)) != 0 || (mrc = mdb_env_set_maxdbs(env, 256)) != 0 ||
+        (mrc = mdb_env_set_mapsize(env, (size_t)CACHE_MAPSIZE)) != 0 ||
+        (mrc = mdb_env_open(env, dir, CACHE_ENV_FLAGS, 0600)) != 0 ||
+        (mrc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+        die("raw LMDB environment %s: %s", dir, mdb_strerror(mrc));
+    for (int d = 0; d < 256; d++) {
+        char name[16];
+        snprintf(name, sizeof name, "db%d", d);
+        if (g_rec.dbi_used[d] && (mrc = mdb_dbi_open(txn, name, MDB_CREATE, &map[d])) != 0)
+            die("raw LMDB database %s: %s", name, mdb_strerror(mrc));
+    }
+    if ((mrc = mdb_txn_commit(txn)) != 0)
+        die("raw LMDB environment %s: %s", dir, mdb_strerror(mrc));
+    return env;
+}
+
+/* Figure 5b: the recorded writes into a fresh environment with the cache's
+ * settings: the same databases, keys, value sizes (the bytes are filler),
+ * order and transactions, each commit synced as the cache's are. No reads,
+ * no decoding, no rendering: what LMDB alone costs for this rebuild. */
+static double raw_writes(const char *dir, double *commit_s)
+{
+    MDB_dbi map[256];
+    MDB_env *env = raw_env(dir, map);
+    uint8_t *filler = malloc(g_rec.max_val + 1);
+    if (!filler)
+        die("out of memory");
+    for (size_t i = 0; i <= g_rec.max_val; i++)
+        filler[i] = (uint8_t)(i * 131 + 7);
+    MDB_txn *txn;
+    size_t ops = 0;
+    int mrc;
+    *commit_s = 0;
+    double t0 = bm_now_s();
+    if ((mrc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+        die("raw LMDB: %s", mdb_strerror(mrc));
+    for (size_t off = 0; off < g_rec.len;) {
+        const uint8_t *e = g_rec.buf + off;
+        uint16_t klen;
+        uint32_t vlen;
+        memcpy(&klen, e + 2, 2);
+        memcpy(&vlen, e + 4, 4);
+        MDB_val k = {klen, (void *)(e + 8)}, v = {vlen, filler};
+        off += 8 + (size_t)klen;
+        if (e[0] == OP_COMMIT) {
+            double tc = bm_now_s();
+            if (ops && ((mrc = mdb_txn_commit(txn)) != 0 ||
+                        (mrc = mdb_txn_begin(env, NULL, 0, &txn)) != 0))
+                die("raw LMDB commit: %s", mdb_strerror(mrc));
+            *commit_s += bm_now_s() - tc;
+            ops = 0;
+            continue;
+        }
+        mrc = e[0] == OP_PUT ? mdb_put(txn, map[e[1]], &k, &v, 0)
+                             : mdb_del(txn, map[e[1]], &k, NULL);
+        if (mrc && mrc != MDB_NOTFOUND)
+            die("raw LMDB write: %s", mdb_strerror(mrc));
+        ops++;
+    }
+    double tc = bm_now_s();
+    if (ops)
+        mrc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    *commit_s += bm_now_s() - tc;
+    if (mrc)
+        die("raw LMDB commit: %s", mdb_strerror(mrc));
+    double secs = bm_now_s() - t0;
+    mdb_env_close(env);
+    free(filler);
+    return secs;
+}
+
+/* Figures 4 and 5 over --runs runs: the rebuild, then its two limits. */
+typedef struct cache_fig {
+    dvec rate, wall, cpu, commit, gen_rate, gen_wall, scan, puts, puts_commit, limit, ratio;
+    uint64_t batches;
+    double mb;
+} cache_fig;
+
+static void cache_record(log_t *log, uint64_t events, const char *dir, size_t batch,
+                         uint8_t digest[32])
+{
+    memset(&g_rec, 0, sizeof g_rec);
+    double t0 = bm_now_s();
+    cache_res x = cache_rebuild(log, events, dir, batch, true);
+    memcpy(digest, x.digest, 32);
+    bm_progress("recorded the rebuild's LMDB writes (untimed, %.2f s): %llu puts, %llu "
+                "deletes, %llu commits, %.0f MB of keys and values",
+                bm_now_s() - t0, (unsigned long long)g_rec.puts,
+                (unsigned long long)g_rec.dels, (unsigned long long)g_rec.commits,
+                (double)(g_rec.key_bytes + g_rec.val_bytes) / 1e6);
+    /* dbi numbers: LMDB's, 2 upwards in the order proj_cache.c opens its
+     * databases (meta, watch, wsort, brand, order, ...). */
+    for (int d = 0; d < 256; d++)
+        if (g_rec.dbi_used[d])
+            bm_progress("  dbi %d: %llu writes, %.1f MB", d,
+                        (unsigned long long)g_rec.dbi_puts[d], (double)g_rec.dbi_bytes[d] / 1e6);
+}
+
+/* One run's figures: the rebuild x, proj_cache_rebuild y, the scan and the
+ * raw writes (seconds), into f. */
+static void cache_push(cache_fig *f, uint64_t events, const cache_res *x, const cache_res *y,
+                       double scan, double puts, double commit_s)
+{
+    double limit = (double)events / (scan + puts);
+    dv_push(&f->rate, x->events_s);
+    dv_push(&f->wall, x->wall);
+    dv_push(&f->cpu, x->cpu);
+    dv_push(&f->commit, x->commit_s);
+    dv_push(&f->gen_rate, y->events_s);
+    dv_push(&f->gen_wall, y->wall);
+    dv_push(&f->scan, (double)events / scan);
+    dv_push(&f->puts, (double)(g_rec.puts + g_rec.dels) / puts);
+    dv_push(&f->puts_commit, 100 * commit_s / puts);
+    dv_push(&f->limit, limit);
+    dv_push(&f->ratio, x->events_s / limit);
+    f->batches = x->batches;
+    f->mb = x->mb;
+    bm_progress("run %zu, cache: rebuild %.0f events/s (%.2f s, CPU %.2f s, commits %.2f s, "
+                "%.0f MB); proj_cache_rebuild %.0f events/s (%.2f s); scan %.2f s; LMDB "
+                "writes %.2f s (commits %.2f s); rebuild / limit %.2f",
+                f->rate.n, x->events_s, x->wall, x->cpu, x->commit_s, x->mb, y->events_s,
+                y->wall, scan, puts, commit_s, x->events_s / limit);
+}
+
+static void cache_runs(const cfg *c, log_t *log, uint64_t events, cache_fig *f)
+{
+    char dir[4400], rawdir[4400];
+    snprintf(dir, sizeof dir, "%s/cache", g_root);
+    snprintf(rawdir, sizeof rawdir, "%s/rawlmdb", g_root);
+    uint8_t d0[32];
+    cache_record(log, events, dir, c->cache_batch, d0);
+    for (int r = 0; r < c->runs; r++) {
+        cache_res x = cache_rebuild(log, events, dir, c->cache_batch, false);
+        if (memcmp(x.digest, d0, 32) != 0)
+            die("cache rebuild %d differs from the first one (proj_cache_digest)", r + 1);
+        cache_res y = cache_rebuild_gen(log, events, dir, c->cache_batch);
+        if (memcmp(y.digest, d0, 32) != 0)
+            die("proj_cache_rebuild %d differs from proj_catch_up's (proj_cache_digest)", r + 1);
+        double scan = raw_scan(log, events), commit_s;
+        double puts = raw_writes(rawdir, &commit_s);
+        rmtree(rawdir);
+        cache_push(f, events, &x, &y, scan, puts, commit_s);
+    }
+}
+
+static void cache_fig_free(cache_fig *f)
+{
+    dvec *v[] = {&f->rate,     &f->wall, &f->cpu,  &f->commit,      &f->gen_rate, &f->gen_wall,
+                 &f->scan,     &f->puts, &f->puts_commit, &f->limit,    &f->ratio};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        free(v[i]->v);
+}
+
+static void cache_print(const cfg *c, uint64_t events, const cache_fig *f)
+{
+    printf("\n4. cache rebuild into a fresh LMDB directory: proj_cache_open_writer, then\n"
+           "   proj_catch_up over the whole log (%llu events), batch %zu (%llu\n"
+           "   transactions), the page cache warm\n",
+           (unsigned long long)events, c->cache_batch, (unsigned long long)f->batches);
+    print_stat("events/s", &f->rate, "/s");
+    print_num("  wall", &f->wall, "%.2f", "s");
+    print_num("  CPU, this thread", &f->cpu, "%.2f", "s");
+    print_num("  in LMDB commits (write + sync)", &f->commit, "%.2f", "s");
+    printf("  %-34s %10.0f MB\n", "  data.mdb after", f->mb);
+    printf("\n4b. the same through proj_cache_rebuild (the operator's rebuild: a new\n"
+           "   generation beside the live one, no sync per commit, one sync at the end,\n"
+           "   published and the old one retired), same batch, timed whole\n");
+    print_stat("events/s", &f->gen_rate, "/s");
+    print_num("  wall", &f->gen_wall, "%.2f", "s");
+    printf("\n5. the machine's limit for it, measured in the same runs:\n"
+           "   a. raw scan: log_scan + ev_decode (decode + hash verify) of the log\n"
+           "   b. raw LMDB writes: the rebuild's own writes (recorded once: %llu puts,\n"
+           "      %llu deletes, %llu commits, %.0f MB of keys and values), replayed\n"
+           "      into a fresh environment with the cache's settings\n",
+           (unsigned long long)g_rec.puts, (unsigned long long)g_rec.dels,
+           (unsigned long long)g_rec.commits,
+           (double)(g_rec.key_bytes + g_rec.val_bytes) / 1e6);
+    print_stat("a. raw scan, events/s", &f->scan, "/s");
+    print_stat("b. raw LMDB writes/s", &f->puts, "/s");
+    print_num("   of which in commits (write+sync)", &f->puts_commit, "%.0f", "%");
+    printf("  %-34s %10.2f per event\n", "   (writes per event)",
+           (double)(g_rec.puts + g_rec.dels) / (double)events);
+    print_stat("a + b in series, events/s", &f->limit, "/s");
+    print_num("rebuild / (a + b), per run", &f->ratio, "%.2f", "");
+    fflush(stdout);
+}
+
+/* -------------------------------------------- 6. lag, append to cache */
+
+#define LAG_TICK_S 0.001     /* at most one append a millisecond */
+#define LAG_TIMEOUT_MS 10000 /* a wait longer than this counts as lost */
+
+/* One append of the paced writer, as the reader thread sees it. */
+typedef struct lag_sample {
+    uint64_t pos;     /* the append's last position */
+    double t_commit;  /* when wr_process returned (durable) */
+    double append_ms; /* how long wr_process took */
+    double lag_ms;    /* commit -> proj_cache_wait returned; < 0: timed out */
+} lag_sample;
+
+/* The writer publishes samples; the reader thread waits for each. */
+typedef struct lag_run {
+    lag_sample *s;
+    size_t n, cap; /* published, room */
+    bool done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    proj_cache_reader *r;
+} lag_run;
+
+static void *lag_reader(void *arg)
+{
+    lag_run *lr = arg;
+    for (size_t i = 0;; i++) {
+        pthread_mutex_lock(&lr->mu);
+        while (i >= lr->n && !lr->done)
+            pthread_cond_wait(&lr->cv, &lr->mu);
+        bool have = i < lr->n;
+        pthread_mutex_unlock(&lr->mu);
+        if (!have)
+            return NULL;
+        lag_sample *x = &lr->s[i];
+        int rc = proj_cache_wait(lr->r, x->pos, LAG_TIMEOUT_MS);
+        x->lag_ms = rc == 0 ? (bm_now_s() - x->t_commit) * 1e3 : -1;
+    }
+}
+
+static void lag_publish(lag_run *lr, const lag_sample *x)
+{
+    pthread_mutex_lock(&lr->mu);
+    if (lr->n < lr->cap)
+        lr->s[lr->n++] = *x;
+    pthread_cond_signal(&lr->cv);
+    pthread_mutex_unlock(&lr->mu);
+}
+
+static void lag_finish(lag_run *lr)
+{
+    pthread_mutex_lock(&lr->mu);
+    lr->done = true;
+    pthread_cond_signal(&lr->cv);
+    pthread_mutex_unlock(&lr->mu);
+}
+
+/* The last ~1.5 kB of the projector's standard error, to explain a failure. */
+static void show_tail(const char *path)
+{
+    char buf[1600];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    fprintf(stderr, "bench_proj: the projector's last words (%s):\n%s\n", path, buf);
+}
+
+static void write_key_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        die("cannot write %s: %s", path, strerror(errno));
+    for (int i = 0; i < 32; i++)
+        fprintf(f, "%02x", g_email_key[i]);
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        die("cannot write %s: %s", path, strerror(errno));
+}
+
+/* The real projector process, cache projection only, its defaults
+ * otherwise (batch 1,000, following the log on inotify). */
+static pid_t projector_start(const char *bin, const char *dir)
+{
+    char a1[4400], a2[4400], a3[4400], errlog[4400];
+    snprintf(a1, sizeof a1, "--log=lmdb:%s/log", dir);
+    snprintf(a2, sizeof a2, "--cache=%s/cache", dir);
+    snprintf(a3, sizeof a3, "--email-key-file=%s/email.key", dir);
+    snprintf(errlog, sizeof errlog, "%s/projector.log", dir);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int nul = open("/dev/null", O_WRONLY);
+        if (fd >= 0)
+            dup2(fd, 2);
+        if (nul >= 0)
+            dup2(nul, 1);
+        execl(bin, "projector", "--projection=cache", a1, a2, a3, (char *)NULL);
+        _exit(127);
+    }
+    g_proj_pid = pid;
+    return pid;
+}
+
+/* SIGTERM, as an operator would; SIGKILL after 10 s. Returns the exit
+ * status as a shell shows it. */
+static int projector_stop(pid_t pid)
+{
+    int st = 0;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            g_proj_pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    g_proj_pid = 0;
+    return 128 + SIGKILL;
+}
+
+/* Waits (10 s at most) for the projector to make the cache. */
+static proj_cache_reader *open_cache_reader(const char *dir, pid_t pid)
+{
+    char cache[4400], errlog[4400], err[512] = "";
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    snprintf(errlog, sizeof errlog, "%s/projector.log", dir);
+    for (int i = 0; i < 500; i++) {
+        proj_cache_reader *r;
+        if (proj_cache_open_reader(cache, NULL, &r, err, sizeof err) == 0)
+            return r;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            g_proj_pid = 0;
+            show_tail(errlog);
+            die("the projector exited (status %d) before making the cache", st);
+        }
+        usleep(20000);
+    }
+    show_tail(errlog);
+    die("no cache in %s after 10 s: %s", cache, err);
+    return NULL;
+}
+
+/* The paced writer: an append starts LAG_TICK_S after the one before
+ * started, or at once if that one took longer, and carries every command due
+ * by then at `rate` events/s (a slow append makes the next one bigger, as
+ * group commit does). Each append is published to the reader. */
+static void lag_drive(wr_writer *w, cmdgen *cg, lag_run *lr, double rate, double secs,
+                      double *elapsed)
+{
+    wr_req *reqs = calloc(GEN_BATCH, sizeof *reqs);
+    wr_req **pp = malloc(GEN_BATCH * sizeof *pp);
+    if (!reqs || !pp)
+        die("out of memory");
+    for (int i = 0; i < GEN_BATCH; i++)
+        pp[i] = &reqs[i];
+    uint64_t ev0 = cg->g->events;
+    double t0 = bm_now_s(), start = t0, last = t0;
+    while ((start += LAG_TICK_S) - t0 <= secs) {
+        bm_sleep_until(start);
+        double ta = bm_now_s();
+        start = ta;
+        double due = rate * (ta - t0) - (double)(cg->g->events - ev0);
+        size_t n = 0;
+        for (double est = 0; est < due && n < GEN_BATCH; n++)
+            est += cg_fill(cg, n, &reqs[n]);
+        if (!n)
+            continue;
+        if (wr_process(w, pp, n) != 0)
+            die("wr_process: %s", log_errmsg(wr_log(w)));
+        last = bm_now_s();
+        cg_done(cg, reqs, n);
+        lag_sample x = {reqs[n - 1].out.last_pos, last, (last - ta) * 1e3, 0};
+        lag_publish(lr, &x);
+    }
+    *elapsed = last - t0;
+    free(pp);
+    free(reqs);
+}
+
+/* One run's figures. */
+typedef struct lag_res {
+    double events_s, cmds_s, appends_s, ev_per_append;
+    double app_p50, app_p99;                 /* wr_process, ms */
+    double p50, p90, p99, p999, max;         /* lag, ms */
+    double proj_cpu;                         /* share of one core */
+    size_t samples, lost;
+    int proj_exit;
+} lag_res;
+
+static void lag_stats(const lag_run *lr, lag_res *o)
+{
+    double *lag = malloc((lr->n + 1) * sizeof *lag), *app = malloc((lr->n + 1) * sizeof *app);
+    if (!lag || !app)
+        die("out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < lr->n; i++) {
+        app[i] = lr->s[i].append_ms;
+        if (lr->s[i].lag_ms >= 0)
+            lag[m++] = lr->s[i].lag_ms;
+    }
+    o->samples = lr->n;
+    o->lost = lr->n - m;
+    o->app_p50 = bm_percentile(app, lr->n, 0.50);
+    o->app_p99 = bm_percentile(app, lr->n, 0.99);
+    o->p50 = bm_percentile(lag, m, 0.50);
+    o->p90 = bm_percentile(lag, m, 0.90);
+    o->p99 = bm_percentile(lag, m, 0.99);
+    o->p999 = bm_percentile(lag, m, 0.999);
+    o->max = m ? lag[m - 1] : 0;
+    free(lag);
+    free(app);
+}
+
+/* A run's set-up: a fresh directory, a log with the catalogue (its writer
+ * stays open in *w), the projector started on it, and a reader that has
+ * seen the catalogue in the cache. */
+static proj_cache_reader *lag_setup(const cfg *c, const char *dir, gen_res *g, wr_writer **w,
+                                    pid_t *pid)
+{
+    char logdir[4500], keyfile[4500];
+    snprintf(logdir, sizeof logdir, "%s/log", dir);
+    snprintf(keyfile, sizeof keyfile, "%s/email.key", dir);
+    if (mkdir(dir, 0700) != 0)
+        die("mkdir %s: %s", dir, strerror(errno));
+    write_key_file(keyfile);
+    memset(g, 0, sizeof *g);
+    *w = open_writer(logdir);
+    add_catalogue(*w, g);
+    uint64_t end;
+    if (log_end(wr_log(*w), &end) != 0)
+        die("log_end: %s", log_errmsg(wr_log(*w)));
+    *pid = projector_start(c->projector, dir);
+    proj_cache_reader *r = open_cache_reader(dir, *pid);
+    if (proj_cache_wait(r, end - 1, 30000) != 0)
+        die("the projector did not apply the catalogue within 30 s");
+    return r;
+}
+
+/* Figure 6, one run: the set-up, then `lag_secs` of paced appends with the
+ * reader thread timing each one. */
+static lag_res lag_once(const cfg *c, int run)
+{
+    lag_res o;
+    memset(&o, 0, sizeof o);
+    char dir[4400];
+    snprintf(dir, sizeof dir, "%s/lag-%d", g_root, run + 1);
+    gen_res g;
+    wr_writer *w;
+    pid_t pid;
+    lag_run lr;
+    memset(&lr, 0, sizeof lr);
+    lr.r = lag_setup(c, dir, &g, &w, &pid);
+    lr.cap = (size_t)(c->lag_secs / LAG_TICK_S) + 16;
+    if (!(lr.s = calloc(lr.cap, sizeof *lr.s)))
+        die("out of memory");
+    pthread_mutex_init(&lr.mu, NULL);
+    pthread_cond_init(&lr.cv, NULL);
+    pthread_t th;
+    if (pthread_create(&th, NULL, lag_reader, &lr) != 0)
+        die("pthread_create failed");
+    cmdgen cg;
+    cg_init(&cg, &g);
+    uint64_t ev0 = g.events, cmd0 = g.cmds;
+    double cpu0 = bm_proc_cpu_s(pid), secs;
+    lag_drive(w, &cg, &lr, (double)c->lag_rate, c->lag_secs, &secs);
+    lag_finish(&lr);
+    pthread_join(th, NULL);
+    o.proj_cpu = (bm_proc_cpu_s(pid) - cpu0) / secs;
+    o.proj_exit = projector_stop(pid);
+    o.events_s = (double)(g.events - ev0) / secs;
+    o.cmds_s = (double)(g.cmds - cmd0) / secs;
+    o.appends_s = (double)lr.n / secs;
+    o.ev_per_append = lr.n ? (double)(g.events - ev0) / (double)lr.n : 0;
+    lag_stats(&lr, &o);
+    proj_cache_reader_close(lr.r);
+    pthread_mutex_destroy(&lr.mu);
+    pthread_cond_destroy(&lr.cv);
+    free(lr.s);
+    cg_free(&cg);
+    wr_close(w);
+    rmtree(dir);
+    return o;
+}
+
+/* Figure 6 over --runs runs. */
+typedef struct lag_fig {
+    dvec events_s, cmds_s, appends_s, per_append, app_p50, app_p99;
+    dvec p50, p90, p99, p999, max, proj_cpu;
+    size_t samples, lost;
+    int bad_exits;
+} lag_fig;
+
+static void lag_runs(const cfg *c, lag_fig *f)
+{
+    if (access(c->projector, X_OK) != 0)
+        die("no projector at %s (build the projector target, or give --projector PATH)",
+            c->projector);
+    for (int r = 0; r < c->runs; r++) {
+        lag_res x = lag_once(c, r);
+        dv_push(&f->events_s, x.events_s);
+        dv_push(&f->cmds_s, x.cmds_s);
+        dv_push(&f->appends_s, x.appends_s);
+        dv_push(&f->per_append, x.ev_per_append);
+        dv_push(&f->app_p50, x.app_p50);
+        dv_push(&f->app_p99, x.app_p99);
+        dv_push(&f->p50, x.p50);
+        dv_push(&f->p90, x.p90);
+        dv_push(&f->p99, x.p99);
+        dv_push(&f->p999, x.p999);
+        dv_push(&f->max, x.max);
+        dv_push(&f->proj_cpu, 100 * x.proj_cpu);
+        f->samples += x.samples;
+        f->lost += x.lost;
+        f->bad_exits += x.proj_exit != 0;
+        bm_progress("run %d, lag: %.0f events/s in %zu appends; lag p50 %.2f ms, p99 %.2f "
+                    "ms, max %.2f ms%s; projector CPU %.0f%%, exit %d",
+                    r + 1, x.events_s, x.samples, x.p50, x.p99, x.max,
+                    x.lost ? " (some lost!)" : "", 100 * x.proj_cpu, x.proj_exit);
+    }
+}
+
+static void lag_fig_free(lag_fig *f)
+{
+    dvec *v[] = {&f->events_s, &f->cmds_s, &f->appends_s, &f->per_append, &f->app_p50,
+                 &f->app_p99, &f->p50, &f->p90, &f->p99, &f->p999, &f->max, &f->proj_cpu};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        free(v[i]->v);
+}
+
+static void lag_print(const cfg *c, const lag_fig *f)
+{
+    printf("\n6. end-to-end lag, append to cache visibility: %d runs of %.0f s. This\n"
+           "   process appends the command mix through wr_process, paced at %ld\n"
+           "   events/s (every 1 ms, the commands due in one durable append); the\n"
+           "   projector process (--projection cache, batch 1,000) follows the log; a\n"
+           "   reader thread here waits (proj_cache_wait) for each append's last\n"
+           "   position. Lag = wr_process returned -> proj_cache_wait returned.\n",
+           c->runs, c->lag_secs, c->lag_rate);
+    print_stat("appended events/s", &f->events_s, "/s");
+    print_stat("  commands/s", &f->cmds_s, "/s");
+    print_num("  appends/s", &f->appends_s, "%.0f", "/s");
+    print_num("  events per append", &f->per_append, "%.1f", "");
+    print_num("  append (wr_process) p50", &f->app_p50, "%.2f", "ms");
+    print_num("  append (wr_process) p99", &f->app_p99, "%.2f", "ms");
+    print_num("lag p50", &f->p50, "%.2f", "ms");
+    print_num("lag p90", &f->p90, "%.2f", "ms");
+    print_num("lag p99", &f->p99, "%.2f", "ms");
+    print_num("lag p99.9", &f->p999, "%.2f", "ms");
+    print_num("lag max", &f->max, "%.2f", "ms");
+    print_num("projector CPU (% of one core)", &f->proj_cpu, "%.0f", "%");
+    printf("  %zu appends measured, %zu not visible within %d ms; projector exits: %s\n",
+           f->samples, f->lost, LAG_TIMEOUT_MS, f->bad_exits ? "SOME NOT CLEAN" : "all 0");
+    fflush(stdout);
+}
+
+/* --------------------------------------------------------------- summary */
+
+typedef struct srow {
+    char fig[48], target[32], meas[48], verdict[64];
+} srow;
+
+#define MAX_ROWS 32
+static srow g_rows[MAX_ROWS];
+static int g_nrows;
+
+static void add_row(const char *fig, const char *target, const char *meas, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_row(const char *fig, const char *target, const char *meas, const char *fmt, ...)
+{
+    if (g_nrows == MAX_ROWS)
+        return;
+    srow *r = &g_rows[g_nrows++];
+    snprintf(r->fig, sizeof r->fig, "%s", fig);
+    snprintf(r->target, sizeof r->target, "%s", target);
+    snprintf(r->meas, sizeof r->meas, "%s", meas);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->verdict, sizeof r->verdict, fmt, ap);
+    va_end(ap);
+}
+
+static void print_summary(int runs)
+{
+    static const char dash[] = "----------------------------------------";
+    printf("\nsummary (median of %d runs; 1-minute load average now %.2f)\n", runs,
+           bm_loadavg());
+    printf("  %-34s | %-22s | %-24s | %s\n", "figure", "target", "measured",
+           "ratio / verdict");
+    printf("  %.34s-+-%.22s-+-%.24s-+-%.20s\n", dash, dash, dash, dash);
+    for (int i = 0; i < g_nrows; i++)
+        printf("  %-34s | %-22s | %-24s | %s\n", g_rows[i].fig, g_rows[i].target,
+               g_rows[i].meas, g_rows[i].verdict);
 }
 
 static const char *verdict(bool ok) { return ok ? "met" : "MISSED"; }
+
+/* A rate as "123.4k events/s". */
+static const char *rate_str(double v, const char *unit, char *buf, size_t cap)
+{
+    char h[32];
+    snprintf(buf, cap, "%s %s", bm_human(v, h, sizeof h), unit);
+    return buf;
+}
+
+static void cache_rows(const cfg *c, const cache_fig *f)
+{
+    char m[64], t[64];
+    double v = st3(&f->rate).med;
+    snprintf(t, sizeof t, "cache rebuild, batch %zu", c->cache_batch);
+    add_row(t, ">= 500k events/s", rate_str(v, "events/s", m, sizeof m), "%.2fx  %s",
+            v / 5e5, verdict(v >= 5e5));
+    v = st3(&f->gen_rate).med;
+    add_row("cache rebuild, proj_cache_rebuild", ">= 500k events/s",
+            rate_str(v, "events/s", m, sizeof m), "%.2fx  %s", v / 5e5, verdict(v >= 5e5));
+    add_row("raw scan (decode + verify)", "(machine limit)",
+            rate_str(st3(&f->scan).med, "events/s", m, sizeof m), "-");
+    add_row("raw LMDB writes of the rebuild", "(machine limit)",
+            rate_str(st3(&f->puts).med, "writes/s", m, sizeof m), "-");
+    add_row("scan + writes in series", "(machine limit)",
+            rate_str(st3(&f->limit).med, "events/s", m, sizeof m), "-");
+    snprintf(m, sizeof m, "%.2f (runs %.2f-%.2f)", st3(&f->ratio).med, st3(&f->ratio).min,
+             st3(&f->ratio).max);
+    add_row("cache rebuild / (scan + writes)", "(reference)", m, "-");
+}
+
+static void lag_rows(const cfg *c, const lag_fig *f)
+{
+    char m[64], t[64];
+    double rate = st3(&f->events_s).med;
+    snprintf(t, sizeof t, "%s events/s", bm_human((double)c->lag_rate, m, sizeof m));
+    add_row("append rate under the lag test", t, rate_str(rate, "events/s", m, sizeof m),
+            "%s", rate >= 0.98 * (double)c->lag_rate ? "held" : "NOT HELD");
+    double p99 = st3(&f->p99).med;
+    snprintf(m, sizeof m, "%.1f / %.1f / %.1f ms", st3(&f->p50).med, p99, st3(&f->max).med);
+    add_row("append -> cache: p50 / p99 / max", "p99 <= 50 ms", m, "%s%s",
+            verdict(p99 <= 50 && !f->lost), f->lost ? " (appends lost)" : "");
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void usage(FILE *out, int code)
+{
+    fprintf(out,
+            "usage: bench_proj [--only PARTS] [--dir DIR] [--runs N] [--events N] [--quick]\n"
+            "                  [--batches B1,B2,...] [--cache-batch N] [--lag-rate N]\n"
+            "                  [--lag-seconds S] [--projector PATH]\n"
+            "  --only PARTS     comma-separated, of: pg (figures 1-3: PostgreSQL\n"
+            "                   rebuilds and raw COPY), cache (figures 1, 4, 5: cache\n"
+            "                   rebuild and its limits), lag (figure 6: append to cache\n"
+            "                   under load, its own log); default pg,cache,lag\n"
+            "  --dir DIR        make the bench directory (logs, caches, PostgreSQL\n"
+            "                   cluster) under DIR (default $TMPDIR or /var/tmp)\n"
+            "  --runs N         repetitions of each measurement (default 3)\n"
+            "  --events N       events in the log of figures 1-5 (default 1000000)\n"
+            "  --quick          a 100,000-event log and 3 s lag runs, for a smoke run\n"
+            "  --batches LIST   PostgreSQL rebuild batch sizes (default 5000,1000,20000;\n"
+            "                   the first is the one compared with the targets)\n"
+            "  --cache-batch N  cache rebuild batch (events per LMDB transaction,\n"
+            "                   default 100000)\n"
+            "  --lag-rate N     events/s the writer appends in figure 6 (default 20000)\n"
+            "  --lag-seconds S  length of each lag run (default 10)\n"
+            "  --projector PATH the projector binary for figure 6 (default: the one\n"
+            "                   built beside this bench, %s)\n"
+            "  -h, --help       this text\n",
+            WS_PROJECTOR_BIN);
+    exit(code);
+}
 
 static double share(uint64_t part, uint64_t whole)
 {
     return whole ? 100.0 * (double)part / (double)whole : 0;
 }
 
-int main(int argc, char **argv)
+static long parse_long(const char *s)
 {
-    cfg c;
-    memset(&c, 0, sizeof c);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(c.parent, sizeof c.parent, "%s", tmp && *tmp ? tmp : "/var/tmp");
-    c.runs = 3;
-    long long events = -1;
-    const char *batches = "5000,1000,20000";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            snprintf(c.parent, sizeof c.parent, "%s", argv[++i]);
-        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
-            c.runs = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--events") && i + 1 < argc)
-            events = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--quick"))
-            c.quick = true;
-        else if (!strcmp(argv[i], "--batches") && i + 1 < argc)
-            batches = argv[++i];
-        else
-            usage();
-    }
-    for (const char *p = batches; *p;) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end)
+        usage(stderr, 2);
+    return v;
+}
+
+static void parse_batches(cfg *c, const char *list)
+{
+    for (const char *p = list; *p;) {
         char *end;
         long b = strtol(p, &end, 10);
-        if (end == p || b < 1 || c.n_batches == MAX_BATCHES)
-            usage();
-        c.batches[c.n_batches++] = (size_t)b;
+        if (end == p || b < 1 || c->n_batches == MAX_BATCHES)
+            usage(stderr, 2);
+        c->batches[c->n_batches++] = (size_t)b;
         p = *end == ',' ? end + 1 : end;
         if (*end && *end != ',')
-            usage();
+            usage(stderr, 2);
     }
-    c.events = events >= 0 ? (uint64_t)events : c.quick ? 100000 : 1000000;
-    if (c.runs < 1 || c.events < 10000 || !c.n_batches)
-        usage();
+}
 
-    snprintf(g_pgsh, sizeof g_pgsh, "%s/ops/pg.sh", WS_SOURCE_DIR);
-    if (access(g_pgsh, R_OK) != 0)
-        die("cannot read %s: %s", g_pgsh, strerror(errno));
-    snprintf(g_root, sizeof g_root, "%s/ws-benchproj-XXXXXX", c.parent);
-    if (!mkdtemp(g_root))
-        die("cannot make a directory under %s: %s", c.parent, strerror(errno));
-    snprintf(g_pgdir, sizeof g_pgdir, "%s/pg", g_root);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
-    signal(SIGPIPE, SIG_IGN); /* `bench_proj | head` must still clean up */
-    init_catalogue();
-
-    char hostname[256] = "?";
-    gethostname(hostname, sizeof hostname - 1);
-    time_t tnow = time(NULL);
-    char date[64];
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&tnow));
-    printf("bench_proj  %s  host %s  cpus %ld  load %.2f  dir %s  runs %d  events %llu%s\n",
-           date, hostname, sysconf(_SC_NPROCESSORS_ONLN), bm_loadavg(), g_root, c.runs,
-           (unsigned long long)c.events, c.quick ? "  (--quick)" : "");
-    fflush(stdout);
-
-    /* ---- the cluster */
-    fprintf(stderr, "[0/3] PostgreSQL: ops/pg.sh start %s\n", g_pgdir);
-    cluster_start();
-    PGconn *admin = pg_connect("postgres");
-    {
-        char v[6][128];
-        pg_val(admin, "SHOW server_version", v[0], sizeof v[0]);
-        pg_val(admin, "SHOW shared_buffers", v[1], sizeof v[1]);
-        pg_val(admin, "SHOW max_wal_size", v[2], sizeof v[2]);
-        pg_val(admin, "SHOW synchronous_commit", v[3], sizeof v[3]);
-        pg_val(admin, "SHOW wal_level", v[4], sizeof v[4]);
-        pg_val(admin, "SHOW fsync", v[5], sizeof v[5]);
-        printf("PostgreSQL %s (ops/pg.sh defaults): shared_buffers %s, max_wal_size %s,\n"
-               "  synchronous_commit %s, wal_level %s, fsync %s\n",
-               v[0], v[1], v[2], v[3], v[4], v[5]);
-        fflush(stdout);
+static unsigned parse_parts(const char *list)
+{
+    unsigned parts = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "pg"))
+            parts |= PART_PG;
+        else if (!strcmp(t, "cache"))
+            parts |= PART_CACHE;
+        else if (!strcmp(t, "lag"))
+            parts |= PART_LAG;
+        else
+            usage(stderr, 2);
     }
+    return parts;
+}
 
-    /* ---- 1. the log */
-    fprintf(stderr, "[1/3] the log: %llu events through wr_process\n",
-            (unsigned long long)c.events);
-    char logdir[4300], uri[4400], err[1024];
-    snprintf(logdir, sizeof logdir, "%s/log", g_root);
-    gen_res g;
-    gen_log(logdir, c.events, &g);
-    bm_progress("made %llu events (%llu commands) in %.2f s", (unsigned long long)g.events,
-             (unsigned long long)g.cmds, g.secs);
+static void parse_args(cfg *c, int argc, char **argv)
+{
+    memset(c, 0, sizeof *c);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(c->parent, sizeof c->parent, "%s", tmp && *tmp ? tmp : "/var/tmp");
+    snprintf(c->projector, sizeof c->projector, "%s", WS_PROJECTOR_BIN);
+    c->runs = 3;
+    c->parts = PART_PG | PART_CACHE | PART_LAG;
+    c->cache_batch = 100000;
+    c->lag_rate = 20000;
+    long long events = -1;
+    double lag_secs = -1;
+    const char *batches = "5000,1000,20000";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--quick")) {
+            c->quick = true;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            usage(stdout, 0);
+        if (!v)
+            usage(stderr, 2);
+        i++;
+        if (!strcmp(a, "--dir"))
+            snprintf(c->parent, sizeof c->parent, "%s", v);
+        else if (!strcmp(a, "--runs"))
+            c->runs = (int)parse_long(v);
+        else if (!strcmp(a, "--events"))
+            events = parse_long(v);
+        else if (!strcmp(a, "--batches"))
+            batches = v;
+        else if (!strcmp(a, "--only"))
+            c->parts = parse_parts(v);
+        else if (!strcmp(a, "--cache-batch"))
+            c->cache_batch = (size_t)parse_long(v);
+        else if (!strcmp(a, "--lag-rate"))
+            c->lag_rate = parse_long(v);
+        else if (!strcmp(a, "--lag-seconds"))
+            lag_secs = (double)parse_long(v);
+        else if (!strcmp(a, "--projector"))
+            snprintf(c->projector, sizeof c->projector, "%s", v);
+        else
+            usage(stderr, 2);
+    }
+    parse_batches(c, batches);
+    c->events = events >= 0 ? (uint64_t)events : c->quick ? 100000 : 1000000;
+    c->lag_secs = lag_secs > 0 ? lag_secs : c->quick ? 3 : 10;
+    if (c->runs < 1 || c->events < 10000 || !c->n_batches || !c->parts ||
+        c->cache_batch < 1 || c->lag_rate < 100 || c->lag_rate > 2000000)
+        usage(stderr, 2);
+}
+
+/* Figure 1: the log, made and described. */
+static void log_part(const cfg *c, const char *logdir, gen_res *g)
+{
+    fprintf(stderr, "[log] %llu events through wr_process\n", (unsigned long long)c->events);
+    gen_log(logdir, c->events, g);
+    bm_progress("made %llu events (%llu commands) in %.2f s", (unsigned long long)g->events,
+                (unsigned long long)g->cmds, g->secs);
     printf("\n1. the log: %llu events from %llu commands through wr_process (1,000 commands\n"
            "   per call, one durable append each; average record %.1f bytes)\n",
-           (unsigned long long)g.events, (unsigned long long)(g.cmds + N_WATCHES), g.avg_rec);
+           (unsigned long long)g->events, (unsigned long long)(g->cmds + N_WATCHES),
+           g->avg_rec);
     printf("  commands: %u watch.add, then %.1f%% place order (guest, 1-3 lines),\n"
            "            %.1f%% status change, %.1f%% cancellation, %.1f%% restock\n",
-           N_WATCHES, share(g.by_cmd[C_ORDER], g.cmds), share(g.by_cmd[C_STATUS], g.cmds),
-           share(g.by_cmd[C_CANCEL], g.cmds), share(g.by_cmd[C_RESTOCK], g.cmds));
+           N_WATCHES, share(g->by_cmd[C_ORDER], g->cmds), share(g->by_cmd[C_STATUS], g->cmds),
+           share(g->by_cmd[C_CANCEL], g->cmds), share(g->by_cmd[C_RESTOCK], g->cmds));
     printf("  events:   ");
     int col = 0;
     for (int t = 1; t < EV_T_COUNT; t++) {
-        if (!g.by_type[t])
+        if (!g->by_type[t])
             continue;
         if (t == EV_T_STOCK_ADJUSTED) {
             for (int k = 0; k < EV_stock_reason_COUNT; k++)
-                if (g.by_reason[k]) {
+                if (g->by_reason[k]) {
                     printf("%s%s (%s) %.1f%%", col++ % 3 ? ", " : col > 1 ? ",\n            " : "",
                            ev_type_name((ev_type)t), ev_enum_name(EV_ENUMSET_stock_reason, k),
-                           share(g.by_reason[k], g.events));
+                           share(g->by_reason[k], g->events));
                 }
             continue;
         }
         printf("%s%s %.1f%%", col++ % 3 ? ", " : col > 1 ? ",\n            " : "",
-               ev_type_name((ev_type)t), share(g.by_type[t], g.events));
+               ev_type_name((ev_type)t), share(g->by_type[t], g->events));
     }
     printf("\n  orders: %llu placed, %llu delivered, %llu cancelled; %.2f events per command\n",
-           (unsigned long long)g.orders, (unsigned long long)g.delivered,
-           (unsigned long long)g.by_cmd[C_CANCEL],
-           (double)g.events / (double)(g.cmds + N_WATCHES));
+           (unsigned long long)g->orders, (unsigned long long)g->delivered,
+           (unsigned long long)g->by_cmd[C_CANCEL],
+           (double)g->events / (double)(g->cmds + N_WATCHES));
     printf("  %-34s %10.0f events/s (%.0f commands/s; %.2f s)\n", "generation",
-           (double)g.events / g.secs, (double)(g.cmds + N_WATCHES) / g.secs, g.secs);
+           (double)g->events / g->secs, (double)(g->cmds + N_WATCHES) / g->secs, g->secs);
     fflush(stdout);
+    char m[64];
+    add_row("log generation (wr_process)", "(reference)",
+            rate_str((double)g->events / g->secs, "events/s", m, sizeof m), "-");
+}
 
-    log_t *log;
-    snprintf(uri, sizeof uri, "lmdb:%s", logdir);
-    if (log_open(uri, LOG_READ, &log, err, sizeof err) != 0)
-        die("%s", err);
+static void pg_settings(PGconn *admin)
+{
+    char v[6][128];
+    pg_val(admin, "SHOW server_version", v[0], sizeof v[0]);
+    pg_val(admin, "SHOW shared_buffers", v[1], sizeof v[1]);
+    pg_val(admin, "SHOW max_wal_size", v[2], sizeof v[2]);
+    pg_val(admin, "SHOW synchronous_commit", v[3], sizeof v[3]);
+    pg_val(admin, "SHOW wal_level", v[4], sizeof v[4]);
+    pg_val(admin, "SHOW fsync", v[5], sizeof v[5]);
+    printf("\nPostgreSQL %s (ops/pg.sh defaults): shared_buffers %s, max_wal_size %s,\n"
+           "  synchronous_commit %s, wal_level %s, fsync %s\n",
+           v[0], v[1], v[2], v[3], v[4], v[5]);
+    fflush(stdout);
+}
 
-    /* ---- 2. and 3., interleaved run by run */
-    fprintf(stderr, "[2/3] rebuilds (batches %s) and [3/3] raw COPY, %d runs\n", batches,
-            c.runs);
-    series *rb = calloc((size_t)c.n_batches, sizeof *rb);
-    dvec *rb_batches = calloc((size_t)c.n_batches, sizeof *rb_batches);
-    dvec *rb_open = calloc((size_t)c.n_batches, sizeof *rb_open);
-    series raw;
-    memset(&raw, 0, sizeof raw);
-    dvec raw_rows = {0}, raw_mbs = {0}, ratios = {0};
-    if (!rb || !rb_batches || !rb_open)
-        die("out of memory");
+/* Figures 2 and 3 over --runs runs, interleaved run by run. */
+typedef struct pg_fig {
+    series *rb, raw;
+    dvec *rb_batches, *rb_open;
+    dvec raw_rows, raw_mbs, ratios;
+    uint64_t dump_rows, dump_bytes;
+} pg_fig;
+
+/* The first rebuild's tables, into memory for figure 3. */
+static void keep_dump(pg_fig *f, PGconn *admin, const char *dbname)
+{
+    PGconn *db = pg_connect(dbname);
+    double t0 = bm_now_s();
+    dump_tables(db);
+    PQfinish(db);
+    drop_db(admin, dbname);
+    for (size_t i = 0; i < N_TABLES; i++) {
+        f->dump_rows += g_tables[i].rows;
+        f->dump_bytes += g_tables[i].len;
+    }
+    bm_progress("dumped %llu rows, %.1f MB of COPY text, in %.2f s",
+                (unsigned long long)f->dump_rows, (double)f->dump_bytes / 1e6,
+                bm_now_s() - t0);
+}
+
+static void pg_runs(const cfg *c, log_t *log, uint64_t events, PGconn *admin, pg_fig *f)
+{
     char fp0[1024] = "";
-    uint64_t dump_rows = 0, dump_bytes = 0;
-    for (int r = 0; r < c.runs; r++) {
-        for (int b = 0; b < c.n_batches; b++) {
-            char dbname[64], fp[1024];
+    for (int r = 0; r < c->runs; r++) {
+        for (int b = 0; b < c->n_batches; b++) {
+            char dbname[64];
             bool keep = r == 0 && b == 0;
-            rb_res x = bench_rebuild(log, g.events, admin, c.batches[b], r, keep, dbname,
+            rb_res x = bench_rebuild(log, events, admin, c->batches[b], r, keep, dbname,
                                      sizeof dbname);
-            series_push(&rb[b], x.events_s, &x.ph, x.db_mb);
-            dv_push(&rb_batches[b], (double)x.batches);
-            dv_push(&rb_open[b], x.open_s);
-            bm_progress("run %d, batch %zu: %.0f events/s (%.2f s; CPU: client %.2f s, backend "
-                     "%.2f s, other pg %.2f s; WAL %.0f MB; %.0f MB)",
-                     r + 1, c.batches[b], x.events_s, x.ph.wall, x.ph.client_cpu,
-                     x.ph.backend_cpu, x.ph.other_cpu, x.ph.wal_mb, x.db_mb);
-            snprintf(fp, sizeof fp, "%s", x.fp);
+            series_push(&f->rb[b], x.events_s, &x.ph, x.db_mb);
+            dv_push(&f->rb_batches[b], (double)x.batches);
+            dv_push(&f->rb_open[b], x.open_s);
+            bm_progress("run %d, batch %zu: %.0f events/s (%.2f s; CPU: client %.2f s, "
+                        "backend %.2f s, other pg %.2f s; WAL %.0f MB; %.0f MB)",
+                        r + 1, c->batches[b], x.events_s, x.ph.wall, x.ph.client_cpu,
+                        x.ph.backend_cpu, x.ph.other_cpu, x.ph.wal_mb, x.db_mb);
             if (!fp0[0])
-                snprintf(fp0, sizeof fp0, "%s", fp);
-            else if (strcmp(fp, fp0) != 0)
+                snprintf(fp0, sizeof fp0, "%s", x.fp);
+            else if (strcmp(x.fp, fp0) != 0)
                 die("the rebuild with batch %zu differs from the first one:\n  %s\n  %s",
-                    c.batches[b], fp, fp0);
-            if (keep) {
-                PGconn *db = pg_connect(dbname);
-                double t0 = bm_now_s();
-                dump_tables(db);
-                PQfinish(db);
-                drop_db(admin, dbname);
-                for (size_t i = 0; i < N_TABLES; i++) {
-                    dump_rows += g_tables[i].rows;
-                    dump_bytes += g_tables[i].len;
-                }
-                bm_progress("dumped %llu rows, %.1f MB of COPY text, in %.2f s",
-                         (unsigned long long)dump_rows, (double)dump_bytes / 1e6,
-                         bm_now_s() - t0);
-            }
+                    c->batches[b], x.fp, fp0);
+            if (keep)
+                keep_dump(f, admin, dbname);
         }
-        raw_res y = bench_raw(g.events, admin, r);
+        raw_res y = bench_raw(events, admin, r);
         if (strcmp(y.fp, fp0) != 0)
             die("the raw COPY's tables differ from the rebuild's:\n  %s\n  %s", y.fp, fp0);
-        series_push(&raw, y.events_s, &y.ph, y.db_mb);
+        series_push(&f->raw, y.events_s, &y.ph, y.db_mb);
         /* Rebuild and raw COPY minutes apart: the ratio of each run is
          * steadier than the ratio of the medians when the host drifts. */
-        dv_push(&ratios, rb[0].rate.v[rb[0].rate.n - 1] / y.events_s);
-        dv_push(&raw_rows, y.rows_s);
-        dv_push(&raw_mbs, y.mb_s);
+        dv_push(&f->ratios, f->rb[0].rate.v[f->rb[0].rate.n - 1] / y.events_s);
+        dv_push(&f->raw_rows, y.rows_s);
+        dv_push(&f->raw_mbs, y.mb_s);
         bm_progress("run %d, raw COPY: %.0f events/s equivalent (%.2f s; %.0f rows/s; CPU: "
-                 "client %.2f s, backend %.2f s, other pg %.2f s; WAL %.0f MB; %.0f MB)",
-                 r + 1, y.events_s, y.ph.wall, y.rows_s, y.ph.client_cpu, y.ph.backend_cpu,
-                 y.ph.other_cpu, y.ph.wal_mb, y.db_mb);
+                    "client %.2f s, backend %.2f s, other pg %.2f s; WAL %.0f MB; %.0f MB)",
+                    r + 1, y.events_s, y.ph.wall, y.rows_s, y.ph.client_cpu,
+                    y.ph.backend_cpu, y.ph.other_cpu, y.ph.wal_mb, y.db_mb);
     }
-    log_close(log);
+}
 
+static void pg_print(const cfg *c, uint64_t events, const pg_fig *f)
+{
     printf("  final rows:");
     for (size_t i = 0; i < N_TABLES; i++)
         printf("%s%s %s %llu", i ? "," : "", i && i % 4 == 0 ? "\n             " : "",
                g_tables[i].name, (unsigned long long)g_tables[i].rows);
     printf("\n  (%llu rows, %.1f MB as COPY text; every rebuild and every raw COPY\n"
            "  gave the same row count and sum(source_pos) in every table)\n",
-           (unsigned long long)dump_rows, (double)dump_bytes / 1e6);
-
+           (unsigned long long)f->dump_rows, (double)f->dump_bytes / 1e6);
     printf("\n2. full rebuild into a fresh database: proj_pg_open, then proj_catch_up\n"
            "   over the whole log (%llu events), the page cache warm\n",
-           (unsigned long long)g.events);
-    for (int b = 0; b < c.n_batches; b++) {
+           (unsigned long long)events);
+    for (int b = 0; b < c->n_batches; b++) {
         printf("  batch %zu%s (%.0f transactions; proj_pg_open %.2f s, not timed):\n",
-               c.batches[b], b == 0 ? " (the figure with targets)" : "",
-               st3(&rb_batches[b]).med, st3(&rb_open[b]).med);
-        series_print(&rb[b], "  events/s");
+               c->batches[b], b == 0 ? " (the figure with targets)" : "",
+               st3(&f->rb_batches[b]).med, st3(&f->rb_open[b]).med);
+        series_print(&f->rb[b], "  events/s");
     }
     char label[64];
     printf("\n3. raw COPY of the final rows into a fresh migrated database (one\n"
            "   transaction, the same tables and indexes): the machine's limit\n");
-    series_print(&raw, "events/s equivalent");
-    print_stat("rows/s", &raw_rows, "/s");
-    print_num("COPY text", &raw_mbs, "%.1f", "MB/s");
-    snprintf(label, sizeof label, "rebuild (batch %zu) / raw COPY", c.batches[0]);
-    print_num(label, &ratios, "%.2f", "per run");
+    series_print(&f->raw, "events/s equivalent");
+    print_stat("rows/s", &f->raw_rows, "/s");
+    print_num("COPY text", &f->raw_mbs, "%.1f", "MB/s");
+    snprintf(label, sizeof label, "rebuild (batch %zu) / raw COPY", c->batches[0]);
+    print_num(label, &f->ratios, "%.2f", "per run");
     fflush(stdout);
+}
 
-    /* ---- summary */
-    double gen_rate = (double)g.events / g.secs;
-    double rb_med = st3(&rb[0].rate).med, raw_med = st3(&raw.rate).med;
-    double ratio = st3(&ratios).med;
-    char m[64], t[64], h[32];
-    printf("\nsummary (median of %d runs; 1-minute load average now %.2f)\n", c.runs,
-           bm_loadavg());
-    printf("  %-34s | %-22s | %-24s | %s\n", "figure", "target", "measured",
-           "ratio / verdict");
-    printf("  %.34s-+-%.22s-+-%.24s-+-%.20s\n", "----------------------------------------",
-           "----------------------------------------",
-           "----------------------------------------",
-           "----------------------------------------");
-    snprintf(m, sizeof m, "%s events/s", bm_human(gen_rate, h, sizeof h));
-    printf("  %-34s | %-22s | %-24s | %s\n", "log generation (wr_process)", "(reference)", m,
-           "-");
-    for (int b = 0; b < c.n_batches; b++) {
-        double v = st3(&rb[b].rate).med;
-        snprintf(t, sizeof t, "rebuild, batch %zu", c.batches[b]);
-        snprintf(m, sizeof m, "%s events/s", bm_human(v, h, sizeof h));
+static void pg_rows(const cfg *c, const pg_fig *f)
+{
+    char m[64], t[64];
+    double rb_med = st3(&f->rb[0].rate).med, ratio = st3(&f->ratios).med;
+    for (int b = 0; b < c->n_batches; b++) {
+        double v = st3(&f->rb[b].rate).med;
+        snprintf(t, sizeof t, "rebuild, batch %zu", c->batches[b]);
+        rate_str(v, "events/s", m, sizeof m);
         if (b == 0)
-            printf("  %-34s | %-22s | %-24s | %.2fx  %s\n", t, ">= 100k events/s", m, v / 1e5,
-                   verdict(v >= 1e5));
+            add_row(t, ">= 100k events/s", m, "%.2fx  %s", v / 1e5, verdict(v >= 1e5));
         else
-            printf("  %-34s | %-22s | %-24s | %.2f of batch %zu\n", t, "(reference)", m,
-                   v / rb_med, c.batches[0]);
+            add_row(t, "(reference)", m, "%.2f of batch %zu", v / rb_med, c->batches[0]);
     }
-    snprintf(m, sizeof m, "%s events/s", bm_human(raw_med, h, sizeof h));
-    printf("  %-34s | %-22s | %-24s | %s\n", "raw COPY of the final rows", "(machine limit)",
-           m, "-");
-    snprintf(t, sizeof t, "rebuild (batch %zu) / raw COPY", c.batches[0]);
-    snprintf(m, sizeof m, "%.2f (runs %.2f-%.2f)", ratio, st3(&ratios).min, st3(&ratios).max);
-    printf("  %-34s | %-22s | %-24s | %s\n", t, ">= 0.50", m, verdict(ratio >= 0.5));
+    add_row("raw COPY of the final rows", "(machine limit)",
+            rate_str(st3(&f->raw.rate).med, "events/s", m, sizeof m), "-");
+    snprintf(t, sizeof t, "rebuild (batch %zu) / raw COPY", c->batches[0]);
+    snprintf(m, sizeof m, "%.2f (runs %.2f-%.2f)", ratio, st3(&f->ratios).min,
+             st3(&f->ratios).max);
+    add_row(t, ">= 0.50", m, "%s", verdict(ratio >= 0.5));
+}
 
-    PQfinish(admin);
-    fprintf(stderr, "stopping PostgreSQL and removing %s\n", g_root);
-    cluster_stop();
-    rmtree(g_root);
-    for (int b = 0; b < c.n_batches; b++) {
-        series_free(&rb[b]);
-        free(rb_batches[b].v);
-        free(rb_open[b].v);
+static void pg_fig_free(const cfg *c, pg_fig *f)
+{
+    for (int b = 0; b < c->n_batches; b++) {
+        series_free(&f->rb[b]);
+        free(f->rb_batches[b].v);
+        free(f->rb_open[b].v);
     }
-    free(rb);
-    free(rb_batches);
-    free(rb_open);
-    series_free(&raw);
-    free(raw_rows.v);
-    free(raw_mbs.v);
-    free(ratios.v);
+    free(f->rb);
+    free(f->rb_batches);
+    free(f->rb_open);
+    series_free(&f->raw);
+    free(f->raw_rows.v);
+    free(f->raw_mbs.v);
+    free(f->ratios.v);
     for (size_t i = 0; i < N_TABLES; i++)
         free(g_tables[i].data);
+}
+
+/* Figures 2 and 3: a private cluster, the rebuilds and raw COPYs, stopped. */
+static void pg_part(const cfg *c, log_t *log, uint64_t events)
+{
+    fprintf(stderr, "[pg] PostgreSQL: ops/pg.sh start %s\n", g_pgdir);
+    cluster_start();
+    PGconn *admin = pg_connect("postgres");
+    pg_settings(admin);
+    fprintf(stderr, "[pg] rebuilds (%d batch sizes) and raw COPY, %d runs\n", c->n_batches,
+            c->runs);
+    pg_fig f;
+    memset(&f, 0, sizeof f);
+    f.rb = calloc((size_t)c->n_batches, sizeof *f.rb);
+    f.rb_batches = calloc((size_t)c->n_batches, sizeof *f.rb_batches);
+    f.rb_open = calloc((size_t)c->n_batches, sizeof *f.rb_open);
+    if (!f.rb || !f.rb_batches || !f.rb_open)
+        die("out of memory");
+    pg_runs(c, log, events, admin, &f);
+    pg_print(c, events, &f);
+    pg_rows(c, &f);
+    PQfinish(admin);
+    fprintf(stderr, "[pg] stopping PostgreSQL\n");
+    cluster_stop();
+    pg_fig_free(c, &f);
+}
+
+/* Figures 4 and 5. */
+static void cache_part(const cfg *c, log_t *log, uint64_t events)
+{
+    fprintf(stderr, "[cache] rebuilds (batch %zu), raw scan and raw LMDB writes, %d runs\n",
+            c->cache_batch, c->runs);
+    cache_fig f;
+    memset(&f, 0, sizeof f);
+    cache_runs(c, log, events, &f);
+    cache_print(c, events, &f);
+    cache_rows(c, &f);
+    cache_fig_free(&f);
+    free(g_rec.buf);
+    memset(&g_rec, 0, sizeof g_rec);
+}
+
+/* Figure 6. */
+static void lag_part(const cfg *c)
+{
+    fprintf(stderr, "[lag] %ld events/s for %.0f s, %d runs, projector %s\n", c->lag_rate,
+            c->lag_secs, c->runs, c->projector);
+    lag_fig f;
+    memset(&f, 0, sizeof f);
+    lag_runs(c, &f);
+    lag_print(c, &f);
+    lag_rows(c, &f);
+    lag_fig_free(&f);
+}
+
+static void make_root(const cfg *c)
+{
+    snprintf(g_pgsh, sizeof g_pgsh, "%s/ops/pg.sh", WS_SOURCE_DIR);
+    if ((c->parts & PART_PG) && access(g_pgsh, R_OK) != 0)
+        die("cannot read %s: %s", g_pgsh, strerror(errno));
+    snprintf(g_root, sizeof g_root, "%s/ws-benchproj-XXXXXX", c->parent);
+    if (!mkdtemp(g_root)) {
+        g_root[0] = 0;
+        die("cannot make a directory under %s: %s", c->parent, strerror(errno));
+    }
+    snprintf(g_pgdir, sizeof g_pgdir, "%s/pg", g_root);
+}
+
+static void print_header(const cfg *c)
+{
+    char hostname[256] = "?";
+    gethostname(hostname, sizeof hostname - 1);
+    time_t tnow = time(NULL);
+    char date[64], parts[64];
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&tnow));
+    snprintf(parts, sizeof parts, "%s%s%s", c->parts & PART_PG ? " pg" : "",
+             c->parts & PART_CACHE ? " cache" : "", c->parts & PART_LAG ? " lag" : "");
+    printf("bench_proj  %s  host %s  cpus %ld  load %.2f  dir %s  runs %d  events %llu%s\n"
+           "  parts:%s\n",
+           date, hostname, sysconf(_SC_NPROCESSORS_ONLN), bm_loadavg(), g_root, c->runs,
+           (unsigned long long)c->events, c->quick ? "  (--quick)" : "", parts);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    cfg c;
+    parse_args(&c, argc, argv);
+    make_root(&c);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    signal(SIGPIPE, SIG_IGN); /* `bench_proj | head` must still clean up */
+    init_catalogue();
+    print_header(&c);
+
+    if (c.parts & (PART_PG | PART_CACHE)) {
+        char logdir[4300], uri[4400], err[1024];
+        snprintf(logdir, sizeof logdir, "%s/log", g_root);
+        gen_res g;
+        log_part(&c, logdir, &g);
+        log_t *log;
+        snprintf(uri, sizeof uri, "lmdb:%s", logdir);
+        if (log_open(uri, LOG_READ, &log, err, sizeof err) != 0)
+            die("%s", err);
+        if (c.parts & PART_PG)
+            pg_part(&c, log, g.events);
+        if (c.parts & PART_CACHE)
+            cache_part(&c, log, g.events);
+        log_close(log);
+    }
+    if (c.parts & PART_LAG)
+        lag_part(&c);
+
+    print_summary(c.runs);
+    fprintf(stderr, "removing %s\n", g_root);
+    rmtree(g_root);
     return 0;
 }

@@ -1,9 +1,13 @@
 /* measure.c - what the benchmarks share (see measure.h). */
 #include "measure.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 double bm_now_s(void)
 {
@@ -18,6 +22,19 @@ double bm_cpu_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void bm_sleep_until(double t)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
 }
 
 /* The 1-minute load average: other work on the machine skews every figure. */
@@ -79,3 +96,34 @@ int bm_count_bytes(void *ud, const log_rec *r)
     return 0;
 }
 
+double bm_percentile(double *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof *v, bm_cmp_d);
+    double r = p * (double)n; /* the rank is its ceiling, from 1 */
+    size_t rank = (size_t)r;
+    if ((double)rank < r - 1e-9 || rank < 1)
+        rank++;
+    return v[(rank > n ? n : rank) - 1];
+}
+
+/* Fields 14 and 15 of /proc/PID/stat (utime, stime), counted after the
+ * command name's closing parenthesis (the name may hold spaces). */
+double bm_proc_cpu_s(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    unsigned long ut, st;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                     &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
