@@ -11,6 +11,7 @@ PACKAGES=(
   librdkafka-dev                  # the Kafka/Redpanda log backend
   libuv1-dev libh2o-evloop-dev libh2o-dev  # the HTTP API
   libssl-dev openssl              # SHA-256, HMAC, scrypt, TLS, random; key files
+  libcrypt-dev                    # bcrypt hashes of accounts from the old backend
   libpq-dev postgresql            # read models
   libjansson-dev libcurl4-openssl-dev  # JSON, outbound HTTP
   libcriterion-dev                # tests
