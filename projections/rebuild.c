@@ -1,5 +1,6 @@
 /* rebuild.c - shadow rebuild and atomic swap of the read models (see
- * rebuild.h). */
+ * rebuild.h): the shadow's secondary indexes are dropped for the fill and
+ * built again before the swap. */
 #include "rebuild.h"
 
 #include <libpq-fe.h>
@@ -23,6 +24,85 @@ static int exec_ok(PGconn *db, const char *sql, char *err, size_t errlen)
     PQclear(r);
     return ok ? 0 : -1;
 }
+
+/* ------------------------------------------------------------ indexes */
+
+/* The shadow's secondary indexes (not primary keys, not unique
+ * constraints), kept as their CREATE INDEX statements while they are
+ * dropped for the fill: building them once at the end costs a fraction of
+ * maintaining them row by row. */
+typedef struct deferred {
+    char **defs;
+    int n;
+} deferred;
+
+static void deferred_free(deferred *d)
+{
+    for (int i = 0; i < d->n; i++)
+        free(d->defs[i]);
+    free(d->defs);
+    d->defs = NULL;
+    d->n = 0;
+}
+
+static int drop_secondary(PGconn *db, deferred *d, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(db, "SELECT quote_ident(i.indexname), i.indexdef FROM pg_indexes i"
+                             " JOIN pg_namespace n ON n.nspname = i.schemaname"
+                             " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = i.indexname"
+                             " JOIN pg_index x ON x.indexrelid = c.oid"
+                             " WHERE i.schemaname = '" SHADOW "' AND NOT x.indisunique"
+                             " ORDER BY i.indexname");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "reading the shadow's indexes: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    int n = PQntuples(r), rc = 0;
+    d->defs = calloc((size_t)n + 1, sizeof *d->defs);
+    if (!d->defs) {
+        PQclear(r);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        char sql[256];
+        if (!(d->defs[d->n] = strdup(PQgetvalue(r, i, 1)))) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+        d->n++;
+        snprintf(sql, sizeof sql, "DROP INDEX " SHADOW ".%s", PQgetvalue(r, i, 0));
+        rc = exec_ok(db, sql, err, errlen);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* The dropped indexes built again, then statistics for the planner. */
+static int restore_secondary(PGconn *db, deferred *d, char *err, size_t errlen)
+{
+    if (exec_ok(db, "SET maintenance_work_mem = '256MB'", err, errlen))
+        return -1;
+    for (int i = 0; i < d->n; i++)
+        if (exec_ok(db, d->defs[i], err, errlen))
+            return -1;
+    PGresult *r = PQexec(db, "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables"
+                             " WHERE schemaname = '" SHADOW "'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQgetisnull(r, 0, 0)) {
+        snprintf(err, errlen, "listing the shadow's tables: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SET search_path TO " SHADOW "; ANALYZE %s; RESET search_path",
+             PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return exec_ok(db, sql, err, errlen);
+}
+
+/* ------------------------------------------------------------ swap */
 
 /* The swap, in one transaction. Each table moves with its indexes. */
 static int swap(PGconn *db, char *err, size_t errlen)
@@ -82,6 +162,7 @@ int proj_pg_rebuild(log_t *log, const char *conninfo, size_t batch, proj_progres
     }
     int rc = -1;
     proj_pg *shadow = NULL;
+    deferred idx = {NULL, 0};
     if (exec_ok(db, "SET client_min_messages TO warning;"
                     " DROP SCHEMA IF EXISTS " SHADOW " CASCADE",
                 err, errlen))
@@ -90,7 +171,9 @@ int proj_pg_rebuild(log_t *log, const char *conninfo, size_t batch, proj_progres
         goto out;
     proj_pg_set_async_commit(shadow, true);
     proj_sink sink = proj_pg_sink(shadow);
-    if (proj_fill(log, &sink, batch, fn, ud, st, err, errlen))
+    if (drop_secondary(db, &idx, err, errlen) ||
+        proj_fill(log, &sink, batch, fn, ud, st, err, errlen) ||
+        restore_secondary(db, &idx, err, errlen))
         goto out;
     /* The live projector keeps going meanwhile; each attempt first catches
      * the shadow up again, then swaps. After the swap the live projector
@@ -106,6 +189,7 @@ int proj_pg_rebuild(log_t *log, const char *conninfo, size_t batch, proj_progres
         nanosleep(&ts, NULL);
     }
 out:
+    deferred_free(&idx);
     proj_pg_close(shadow);
     PQfinish(db);
     return rc;

@@ -2,7 +2,9 @@
  * swapping them in.
  *
  * Owns: the shadow schema (`rm_shadow`), projecting the whole log into it
- * while the live projector keeps serving, and the swap: one transaction that
+ * while the live projector keeps serving (with the shadow's secondary
+ * indexes dropped during the bulk of it and built again, then analyzed,
+ * before the swap), and the swap: one transaction that
  * moves the live tables out and the shadow tables in, so a reader sees either
  * the old tables or the new ones, never half of either. The swap waits for
  * its locks at most a moment and retries, so it never makes a reader fail
