@@ -51,6 +51,13 @@ void proj_pg_set_async_commit(proj_pg *p, bool on);
 int proj_pg_rewind(const char *conninfo, const char *schema, uint64_t from_pos, char *err,
                    size_t errlen);
 
+/* A time (microseconds since 1970, UTC) as the read models' timestamptz
+ * text, "YYYY-MM-DD HH:MM:SS.uuuuuu+00", into out; returns its length (no
+ * NUL written). The same text as gmtime_r + strftime, made by hand (it
+ * remembers the date of the last day it formatted, per thread). */
+#define PROJ_PG_TS_MAX 48
+size_t proj_pg_format_ts(uint64_t us, char out[PROJ_PG_TS_MAX]);
+
 /* Drops the connection and connects again (after PostgreSQL came back). */
 int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen);
 

@@ -403,3 +403,67 @@ Test(proj_pg, a_reader_waits_for_a_position)
     proj_pg_close(p);
     drop_world(&wd);
 }
+
+/* The reference: what the projector wrote before it formatted by hand. */
+static size_t ts_reference(uint64_t us, char *out, size_t cap)
+{
+    time_t sec = (time_t)(us / 1000000);
+    struct tm tm;
+    cr_assert_not_null(gmtime_r(&sec, &tm));
+    size_t n = strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+    n += (size_t)snprintf(out + n, cap - n, ".%06u+00", (unsigned)(us % 1000000));
+    return n;
+}
+
+static void ts_same(uint64_t us)
+{
+    char want[64], got[PROJ_PG_TS_MAX];
+    size_t wn = ts_reference(us, want, sizeof want);
+    size_t gn = proj_pg_format_ts(us, got);
+    cr_assert(gn == wn && memcmp(got, want, wn) == 0, "%llu: [%.*s], want [%s]",
+              (unsigned long long)us, (int)gn, got, want);
+}
+
+#define DAY_US 86400000000ull
+
+Test(proj_pg, timestamps_are_formatted_like_gmtime_and_strftime)
+{
+    /* 1970; leap days (2000 is a leap year, 2100 is not, 2400 is); the
+     * 32-bit time_t limit; the last microsecond of 9999. */
+    const uint64_t edges[] = {0, 1, 999999, 1000000, 59999999, DAY_US - 1, DAY_US,
+                              68169600000000ull,   /* 1972-02-29 */
+                              951782400000000ull,  /* 2000-02-29 */
+                              951868800000000ull,  /* 2000-03-01 */
+                              978307199999999ull,  /* 2000-12-31 23:59:59.999999 */
+                              2147483647000000ull, /* 2038-01-19 03:14:07 */
+                              2147483648000000ull, 4107456000000000ull, /* 2100-02-28 */
+                              4107542400000000ull,                      /* 2100-03-01 */
+                              13574563200000000ull,                     /* 2400-02-29 */
+                              T0, 253402300799999999ull};               /* 9999-12-31 */
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        ts_same(edges[i]);
+        /* Around each one: the day before and after, the second before. */
+        if (edges[i] >= DAY_US)
+            ts_same(edges[i] - DAY_US);
+        if (edges[i] >= 1000000)
+            ts_same(edges[i] - 1000000);
+        if (edges[i] + DAY_US <= 253402300799999999ull)
+            ts_same(edges[i] + DAY_US);
+    }
+    /* Every day from 1970 to 2500 at a random time (the date cache sees a
+     * new day each call), then runs of times within one day (it reuses the
+     * date), then random times up to the end of 9999. */
+    unsigned seed = 42;
+    for (uint64_t d = 0; d < 193000; d++)
+        ts_same(d * DAY_US + ((uint64_t)rand_r(&seed) << 16 | (uint64_t)rand_r(&seed)) % DAY_US);
+    for (int run = 0; run < 2000; run++) {
+        uint64_t day = (uint64_t)rand_r(&seed) % 2932896; /* days to 9999-12-31 */
+        for (int k = 0; k < 8; k++)
+            ts_same(day * DAY_US + ((uint64_t)rand_r(&seed) * 40503u) % DAY_US);
+    }
+    for (int i = 0; i < 200000; i++) {
+        uint64_t r = (uint64_t)rand_r(&seed) << 42 ^ (uint64_t)rand_r(&seed) << 21 ^
+                     (uint64_t)rand_r(&seed);
+        ts_same(r % 253402300800000000ull);
+    }
+}
