@@ -1,0 +1,65 @@
+/* api.h - what every handler of the HTTP API shares: the application (its
+ * configuration, the cache it reads, the writer it sends commands to, its
+ * metrics) and a request's context.
+ *
+ * Threads: the server runs one event loop per thread; a request is handled
+ * and answered on its loop's thread. The cache reader and the metrics are
+ * safe from any thread; anything per loop lives in api_thread.
+ */
+#ifndef WS_API_H
+#define WS_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/event.h"
+#include "metrics.h"
+#include "projections/proj_cache.h"
+#include "router.h"
+#include "server.h"
+
+typedef struct api_config {
+    srv_config http;
+    const char *cache_dir;      /* the projector's cache root */
+    const char *email_key_file; /* the cache's e-mail index key */
+    const char *cors_origins;   /* comma-separated, besides the two defaults */
+    bool log_requests;          /* a JSON line per request on stderr */
+} api_config;
+
+typedef struct api_thread api_thread;
+
+typedef struct api_app {
+    api_config cfg;
+    uint8_t email_key[32];
+    proj_cache_reader *cache;
+    met_registry *metrics;
+    api_thread *threads;
+    int n_threads;
+} api_app;
+
+/* A request's context, allocated from the request's pool. */
+typedef struct api_req {
+    h2o_req_t *h;
+    api_app *app;
+    int thread;
+    int route;          /* index in the route table, -1: none */
+    rt_params params;
+    h2o_iovec_t corr;   /* the correlation id */
+    h2o_iovec_t path;   /* without the query string */
+    h2o_iovec_t query;  /* after '?', or empty */
+} api_req;
+
+typedef void (*api_handler)(api_req *r);
+
+/* The route table (api/routes.c) and its size; the metrics label of route i
+ * is its pattern. */
+extern const rt_route api_routes[];
+extern const size_t api_n_routes;
+
+/* Opens the application (the cache, the keys) for the configuration. */
+int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen);
+/* The server's hooks for this application. */
+srv_hooks api_app_hooks(api_app *app);
+void api_app_close(api_app *app);
+
+#endif

@@ -1,0 +1,282 @@
+/* app.c - the application behind the server: opening what the handlers
+ * share, and the two hooks every request passes:
+ *   on_req: correlation id, query check, CORS preflight, routing (404/405
+ *           in the API's JSON), then the route's handler;
+ *   on_response (every response, h2o's own too): security headers, CORS,
+ *           metrics and the access log line.
+ */
+#include "api.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/jlog.h"
+#include "core/secret.h"
+#include "query.h"
+#include "reply.h"
+
+struct api_thread {
+    int unused;
+};
+
+/* The route index travels to on_response in this response header, which
+ * on_response removes. */
+static const char ROUTE_HDR[] = "x-ws-route";
+
+/* ------------------------------------------------------------ helpers */
+
+static h2o_iovec_t req_header_by_name(h2o_req_t *h, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&h->headers, name, strlen(name), -1);
+    return i < 0 ? h2o_iovec_init(NULL, 0) : h->headers.entries[i].value;
+}
+
+/* A client's correlation id is kept if it is short printable ASCII;
+ * otherwise (or without one) a random UUID is made. */
+static h2o_iovec_t correlation_id(h2o_req_t *h)
+{
+    h2o_iovec_t v = req_header_by_name(h, "x-correlation-id");
+    bool ok = v.len > 0 && v.len <= 64;
+    for (size_t i = 0; ok && i < v.len; i++)
+        ok = v.base[i] > 0x20 && v.base[i] < 0x7f && v.base[i] != '"' && v.base[i] != '\\';
+    if (ok)
+        return v;
+    uint8_t id[16];
+    RAND_bytes(id, sizeof id);
+    id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);
+    id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+    char *s = h2o_mem_alloc_pool(&h->pool, 37);
+    ev_uuid_format(id, s);
+    return h2o_iovec_init(s, 36);
+}
+
+static bool origin_allowed(const api_app *app, h2o_iovec_t origin)
+{
+    if (!origin.len)
+        return false;
+    if (h2o_memis(origin.base, origin.len, H2O_STRLIT("http://localhost:3000")) ||
+        h2o_memis(origin.base, origin.len, H2O_STRLIT("https://localhost:8443")))
+        return true;
+    const char *p = app->cfg.cors_origins;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t t = n;
+        while (t && p[t - 1] == ' ')
+            t--;
+        if (t && h2o_memis(origin.base, origin.len, p, t))
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ on_req */
+
+static void preflight(api_req *r)
+{
+    h2o_req_t *h = r->h;
+    h2o_iovec_t origin = req_header_by_name(h, "origin");
+    if (origin_allowed(r->app, origin)) {
+        h2o_iovec_t want = req_header_by_name(h, "access-control-request-headers");
+        static const char dflt[] = "Authorization, Content-Type, Idempotency-Key, X-Correlation-Id";
+        h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("access-control-allow-methods"),
+                              0, NULL, H2O_STRLIT("GET,HEAD,PUT,PATCH,POST,DELETE"));
+        h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("access-control-allow-headers"),
+                              0, NULL, want.len ? want.base : dflt,
+                              want.len ? want.len : sizeof dflt - 1);
+        h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("access-control-max-age"), 0,
+                              NULL, H2O_STRLIT("600"));
+    }
+    reply_empty(r, 204);
+}
+
+static int on_req(void *ud, h2o_req_t *h)
+{
+    api_app *app = ud;
+    api_req *r = h2o_mem_alloc_pool(&h->pool, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->h = h;
+    r->app = app;
+    r->thread = srv_thread_of(h);
+    r->route = -1;
+    size_t plen = h->query_at == SIZE_MAX ? h->path.len : h->query_at;
+    r->path = h2o_iovec_init(h->path.base, plen);
+    r->query = h->query_at == SIZE_MAX
+                   ? h2o_iovec_init(NULL, 0)
+                   : h2o_iovec_init(h->path.base + h->query_at + 1, h->path.len - h->query_at - 1);
+    r->corr = correlation_id(h);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("x-correlation-id"), 0, NULL,
+                          r->corr.base, r->corr.len);
+    met_in_flight(app->metrics, 1);
+
+    if (h2o_memis(h->method.base, h->method.len, H2O_STRLIT("OPTIONS"))) {
+        preflight(r);
+        return 0;
+    }
+    if (!query_valid(r->query)) {
+        reply_error(r, 400, "bad_request", "The query string is not valid UTF-8", NULL);
+        return 0;
+    }
+    size_t i;
+    char allow[128];
+    rt_result m = rt_match(api_routes, api_n_routes, h->method.base, h->method.len, r->path.base,
+                           r->path.len, &i, &r->params, allow, sizeof allow);
+    if (m == RT_NOT_FOUND) {
+        reply_error(r, 404, "not_found", "No such route", NULL);
+        return 0;
+    }
+    if (m == RT_BAD_METHOD) {
+        h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+        reply_error(r, 405, "method_not_allowed", "Method not allowed on this route", NULL);
+        return 0;
+    }
+    r->route = (int)i;
+    char *idx = h2o_mem_alloc_pool(&h->pool, 8);
+    int n = snprintf(idx, 8, "%d", r->route);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, ROUTE_HDR, sizeof ROUTE_HDR - 1, 0, NULL,
+                          idx, (size_t)n);
+    ((api_handler)api_routes[i].handler)(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------ on_response */
+
+static void add(h2o_req_t *h, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    h2o_add_header_by_str(&h->pool, &h->res.headers, name, nlen, 0, NULL, v, vlen);
+}
+
+static void security_headers(h2o_req_t *h)
+{
+    add(h, H2O_STRLIT("content-security-policy"),
+        H2O_STRLIT("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"));
+    add(h, H2O_STRLIT("x-frame-options"), H2O_STRLIT("DENY"));
+    add(h, H2O_STRLIT("x-content-type-options"), H2O_STRLIT("nosniff"));
+    add(h, H2O_STRLIT("referrer-policy"), H2O_STRLIT("no-referrer"));
+    if (h->scheme == &H2O_URL_SCHEME_HTTPS)
+        add(h, H2O_STRLIT("strict-transport-security"),
+            H2O_STRLIT("max-age=31536000; includeSubDomains"));
+}
+
+static void cors_headers(api_app *app, h2o_req_t *h)
+{
+    h2o_iovec_t origin = req_header_by_name(h, "origin");
+    if (!origin_allowed(app, origin))
+        return;
+    add(h, H2O_STRLIT("access-control-allow-origin"), origin.base, origin.len);
+    add(h, H2O_STRLIT("access-control-allow-credentials"), H2O_STRLIT("true"));
+    add(h, H2O_STRLIT("access-control-expose-headers"),
+        H2O_STRLIT("X-Correlation-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, "
+                   "RateLimit-Reset"));
+    add(h, H2O_STRLIT("vary"), H2O_STRLIT("Origin"));
+}
+
+/* Takes the route index out of the response headers (-1: none). */
+static int take_route(h2o_req_t *h)
+{
+    ssize_t i = h2o_find_header_by_str(&h->res.headers, ROUTE_HDR, sizeof ROUTE_HDR - 1, -1);
+    if (i < 0)
+        return -1;
+    int route = atoi(h->res.headers.entries[i].value.base);
+    h2o_delete_header(&h->res.headers, i);
+    return route;
+}
+
+static double ms_since(const struct timeval *t0)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_usec - t0->tv_usec) / 1e3;
+}
+
+static void access_log(h2o_req_t *h, int route, double ms)
+{
+    ssize_t ci = h2o_find_header_by_str(&h->res.headers, H2O_STRLIT("x-correlation-id"), -1);
+    h2o_iovec_t corr = ci < 0 ? h2o_iovec_init("", 0) : h->res.headers.entries[ci].value;
+    const char *pattern = route >= 0 ? api_routes[route].pattern : "none";
+    char fields[512];
+    snprintf(fields, sizeof fields,
+             "\"correlation_id\":\"%.*s\",\"method\":\"%.*s\",\"route\":\"%s\","
+             "\"status\":%d,\"duration_ms\":%.3f",
+             (int)corr.len, corr.base, (int)(h->method.len < 16 ? h->method.len : 16),
+             h->method.base, pattern, h->res.status, ms);
+    jlog(stderr, h->res.status >= 500 ? "error" : "info", "request", fields);
+}
+
+static void on_response(void *ud, h2o_req_t *h)
+{
+    api_app *app = ud;
+    int route = take_route(h);
+    security_headers(h);
+    cors_headers(app, h);
+    double ms = ms_since(&h->timestamps.request_begin_at);
+    met_request(app->metrics, route, h->method.base, h->method.len, h->res.status, ms);
+    if (h2o_find_header_by_str(&h->res.headers, H2O_STRLIT("x-correlation-id"), -1) >= 0)
+        met_in_flight(app->metrics, -1); /* counted in on_req */
+    if (app->cfg.log_requests)
+        access_log(h, route, ms);
+}
+
+/* ------------------------------------------------------------ the app */
+
+int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen)
+{
+    api_app *app = calloc(1, sizeof *app);
+    if (!app) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    app->cfg = *cfg;
+    app->n_threads = cfg->http.threads > 0 ? cfg->http.threads : 1;
+    const char *labels[64];
+    size_t n = api_n_routes < 64 ? api_n_routes : 64;
+    for (size_t i = 0; i < n; i++)
+        labels[i] = api_routes[i].pattern;
+    if (!(app->metrics = met_new(labels, n)) ||
+        !(app->threads = calloc((size_t)app->n_threads, sizeof *app->threads))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (secret_read_hex(cfg->email_key_file, "e-mail key", app->email_key, 32, err, errlen) != 0)
+        goto fail;
+    /* The projector makes the cache; wait for it a little at start-up. */
+    int rc = PROJ_CACHE_ENOENT;
+    for (int i = 0; i < 100 && rc == PROJ_CACHE_ENOENT; i++) {
+        rc = proj_cache_open_reader(cfg->cache_dir, app->email_key, &app->cache, err, errlen);
+        if (rc == PROJ_CACHE_ENOENT) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (rc != 0)
+        goto fail;
+    *out = app;
+    return 0;
+fail:
+    api_app_close(app);
+    return -1;
+}
+
+srv_hooks api_app_hooks(api_app *app)
+{
+    srv_hooks h = {0};
+    h.on_req = on_req;
+    h.on_response = on_response;
+    h.ud = app;
+    return h;
+}
+
+void api_app_close(api_app *app)
+{
+    if (!app)
+        return;
+    proj_cache_reader_close(app->cache);
+    met_free(app->metrics);
+    free(app->threads);
+    free(app);
+}

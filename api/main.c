@@ -1,0 +1,118 @@
+/* main.c - the `api` program: the watch store's HTTP API on h2o.
+ *
+ * Reads its settings from options and WATCHSTORE_* variables, opens the
+ * application, serves until SIGTERM or SIGINT, then stops gracefully: it
+ * stops accepting, lets requests in flight finish, and exits 0.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "core/jlog.h"
+
+static const char usage[] =
+    "usage: api [--host ADDR] [--port N] [--threads N] [--cache DIR]\n"
+    "           [--email-key-file FILE] [--tls-cert FILE --tls-key FILE] [--quiet]\n"
+    "\n"
+    "Serves the watch store's HTTP API (API.md) from the cache the projector\n"
+    "keeps, until SIGTERM or SIGINT; then it stops accepting, finishes the\n"
+    "requests in flight and exits 0.\n"
+    "\n"
+    "  --host ADDR      address to listen on (default: $WATCHSTORE_HOST, else 127.0.0.1)\n"
+    "  --port N         port (default: $PORT, else 5001; 0: any free port)\n"
+    "  --threads N      event loops (default: 1)\n"
+    "  --cache DIR      the projector's cache (default: $WATCHSTORE_CACHE, else var/cache)\n"
+    "  --email-key-file FILE  the cache's e-mail index key (default:\n"
+    "                   $WATCHSTORE_EMAIL_KEY_FILE, else var/secrets/email.key)\n"
+    "  --tls-cert FILE, --tls-key FILE  serve HTTPS (and HTTP/2) with this PEM\n"
+    "                   certificate and key\n"
+    "  --quiet          no log line per request\n"
+    "  -h, --help       this text\n"
+    "\n"
+    "Environment: CORS_ORIGIN (comma-separated origins allowed besides\n"
+    "http://localhost:3000 and https://localhost:8443).\n"
+    "\n"
+    "It prints `listening on http://ADDR:PORT` on standard output when ready;\n"
+    "log lines are JSON on standard error.\n"
+    "\n"
+    "Example:\n"
+    "  api --port 5001 --cache var/cache\n";
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+int main(int argc, char **argv)
+{
+    api_config cfg = {0};
+    cfg.http.host = env_or("WATCHSTORE_HOST", "127.0.0.1");
+    cfg.http.port = atoi(env_or("PORT", "5001"));
+    cfg.cache_dir = env_or("WATCHSTORE_CACHE", "var/cache");
+    cfg.email_key_file = env_or("WATCHSTORE_EMAIL_KEY_FILE", "var/secrets/email.key");
+    cfg.cors_origins = getenv("CORS_ORIGIN");
+    cfg.log_requests = true;
+    static const struct option lo[] = {
+        {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
+        {"threads", required_argument, 0, 't'},  {"cache", required_argument, 0, 'c'},
+        {"email-key-file", required_argument, 0, 'k'},
+        {"tls-cert", required_argument, 0, 'C'}, {"tls-key", required_argument, 0, 'K'},
+        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'H': cfg.http.host = optarg; break;
+        case 'p': cfg.http.port = atoi(optarg); break;
+        case 't': cfg.http.threads = atoi(optarg); break;
+        case 'c': cfg.cache_dir = optarg; break;
+        case 'k': cfg.email_key_file = optarg; break;
+        case 'C': cfg.http.tls_cert = optarg; break;
+        case 'K': cfg.http.tls_key = optarg; break;
+        case 'q': cfg.log_requests = false; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc || cfg.http.port < 0 || cfg.http.port > 65535) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* The loops' threads inherit a mask without SIGTERM and SIGINT: only
+     * this thread takes them, in sigwait. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    char err[1024];
+    api_app *app;
+    if (api_app_open(&cfg, &app, err, sizeof err) != 0) {
+        jlog(stderr, "error", err, NULL);
+        return 1;
+    }
+    srv_hooks hooks = api_app_hooks(app);
+    srv *s;
+    if (srv_start(&cfg.http, &hooks, &s, err, sizeof err) != 0) {
+        jlog(stderr, "error", err, NULL);
+        api_app_close(app);
+        return 1;
+    }
+    printf("listening on %s://%s:%d\n", cfg.http.tls_cert ? "https" : "http", cfg.http.host,
+           srv_port(s));
+    fflush(stdout);
+    int sig;
+    sigwait(&stop, &sig);
+    jlog(stderr, "info", "stopping: finishing the requests in flight", NULL);
+    srv_stop(s, 10000);
+    srv_free(s);
+    api_app_close(app);
+    jlog(stderr, "info", "stopped", NULL);
+    return 0;
+}

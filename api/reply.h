@@ -1,0 +1,26 @@
+/* reply.h - answering a request: JSON bodies, the API's error shape, the
+ * status lines.
+ *
+ * Every body the API sends is JSON (API.md): errors are
+ * {"error": "<sentence>", "code": "<machine code>"} plus extra members
+ * where useful. Bodies are copied into the request's pool, so callers may
+ * free theirs at once.
+ */
+#ifndef WS_REPLY_H
+#define WS_REPLY_H
+
+#include "api.h"
+
+/* The reason phrase of a status ("Not Found"). */
+const char *reply_reason(int status);
+
+/* Sends `body` (JSON) with `status`. */
+void reply_json(api_req *r, int status, const char *body, size_t len);
+/* {"error": msg, "code": code}; `extra` (may be NULL) is more members,
+ * already encoded (",\"available\":3" without the leading comma is fine
+ * too: it is added). */
+void reply_error(api_req *r, int status, const char *code, const char *msg, const char *extra);
+/* 204, no body. */
+void reply_empty(api_req *r, int status);
+
+#endif

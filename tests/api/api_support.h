@@ -1,0 +1,53 @@
+/* api_support.h - what the API's integration tests share: a store made in
+ * a temporary folder (a log written through the writer, the cache made by
+ * the real projector), the real `api` program started on a free port, and
+ * HTTP requests over libcurl with status, headers and body captured. */
+#ifndef WS_TEST_API_SUPPORT_H
+#define WS_TEST_API_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/writer.h"
+
+typedef struct ta_store {
+    char dir[256], uri[300], cache[300], keyfile[300];
+    wr_writer *w; /* open until ta_project */
+} ta_store;
+
+/* A fresh folder with a log (the writer open in s->w) and a key file. */
+void ta_store_init(ta_store *s);
+/* Closes the writer and runs `projector --once --projection cache`. */
+void ta_project(ta_store *s);
+void ta_store_fini(ta_store *s);
+
+typedef struct ta_server {
+    pid_t pid;
+    int port;
+    char base[64]; /* "http://127.0.0.1:PORT" */
+} ta_server;
+
+/* Starts `api` ($API_BIN) on the store with extra arguments (NULL-ended);
+ * returns when it listens. Its log lines go to dir/api.log. */
+void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra);
+/* SIGTERM, and the exit status (0 expected). */
+int ta_server_stop(ta_server *srv);
+
+typedef struct ta_resp {
+    long status;
+    char *body;    /* NUL-terminated, malloc'd */
+    size_t len;
+    char *headers; /* the raw response headers, malloc'd */
+} ta_resp;
+
+/* A request: method, path (appended to base), body (NULL: none), extra
+ * header lines (NULL-ended, may be NULL). */
+void ta_request(const ta_server *srv, const char *method, const char *path, const char *body,
+                const char *const *headers, ta_resp *out);
+void ta_resp_free(ta_resp *r);
+/* A response header's value (case-insensitive name) into buf; false if
+ * absent. */
+bool ta_header(const ta_resp *r, const char *name, char *buf, size_t cap);
+
+#endif
