@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cmd.h"
 #include "core/event.h"
 #include "metrics.h"
 #include "projections/proj_cache.h"
@@ -20,6 +21,8 @@
 
 typedef struct api_config {
     srv_config http;
+    const char *log_uri;        /* the log the writer appends to */
+    const char *snapshot_path;  /* the writer's state snapshots (NULL: none) */
     const char *cache_dir;      /* the projector's cache root */
     const char *email_key_file; /* the cache's e-mail index key */
     const char *cors_origins;   /* comma-separated, besides the two defaults */
@@ -32,6 +35,7 @@ typedef struct api_app {
     api_config cfg;
     uint8_t email_key[32];
     proj_cache_reader *cache;
+    cmd_bus *bus;
     met_registry *metrics;
     api_thread *threads;
     int n_threads;

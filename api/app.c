@@ -255,6 +255,14 @@ int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen)
     }
     if (rc != 0)
         goto fail;
+    cmd_config cc = {0};
+    cc.log_uri = cfg->log_uri;
+    cc.snapshot_path = cfg->snapshot_path;
+    memcpy(cc.email_key, app->email_key, 32);
+    cc.n_loops = app->n_threads;
+    cc.cache = app->cache;
+    if (cmd_bus_open(&cc, &app->bus, err, errlen) != 0)
+        goto fail;
     *out = app;
     return 0;
 fail:
@@ -262,11 +270,33 @@ fail:
     return -1;
 }
 
+static void on_thread_start(void *ud, int index, h2o_context_t *ctx)
+{
+    api_app *app = ud;
+    cmd_bus_attach(app->bus, index, ctx->loop);
+}
+
+static void on_thread_stop(void *ud, int index, h2o_context_t *ctx)
+{
+    api_app *app = ud;
+    (void)ctx;
+    cmd_bus_detach(app->bus, index);
+}
+
+static bool busy(void *ud, int index)
+{
+    api_app *app = ud;
+    return cmd_bus_busy(app->bus, index);
+}
+
 srv_hooks api_app_hooks(api_app *app)
 {
     srv_hooks h = {0};
     h.on_req = on_req;
     h.on_response = on_response;
+    h.on_thread_start = on_thread_start;
+    h.on_thread_stop = on_thread_stop;
+    h.busy = busy;
     h.ud = app;
     return h;
 }
@@ -275,6 +305,7 @@ void api_app_close(api_app *app)
 {
     if (!app)
         return;
+    cmd_bus_close(app->bus);
     proj_cache_reader_close(app->cache);
     met_free(app->metrics);
     free(app->threads);

@@ -14,7 +14,7 @@
 #include "core/jlog.h"
 
 static const char usage[] =
-    "usage: api [--host ADDR] [--port N] [--threads N] [--cache DIR]\n"
+    "usage: api [--host ADDR] [--port N] [--threads N] [--log URI] [--cache DIR]\n"
     "           [--email-key-file FILE] [--tls-cert FILE --tls-key FILE] [--quiet]\n"
     "\n"
     "Serves the watch store's HTTP API (API.md) from the cache the projector\n"
@@ -24,6 +24,10 @@ static const char usage[] =
     "  --host ADDR      address to listen on (default: $WATCHSTORE_HOST, else 127.0.0.1)\n"
     "  --port N         port (default: $PORT, else 5001; 0: any free port)\n"
     "  --threads N      event loops (default: 1)\n"
+    "  --log URI        the event log, which this process writes (default:\n"
+    "                   $WATCHSTORE_LOG, else lmdb:var/log)\n"
+    "  --snapshot FILE  the writer's state snapshots, for a fast start (default:\n"
+    "                   $WATCHSTORE_SNAPSHOT, else var/writer.snapshot; \"\": none)\n"
     "  --cache DIR      the projector's cache (default: $WATCHSTORE_CACHE, else var/cache)\n"
     "  --email-key-file FILE  the cache's e-mail index key (default:\n"
     "                   $WATCHSTORE_EMAIL_KEY_FILE, else var/secrets/email.key)\n"
@@ -52,6 +56,8 @@ int main(int argc, char **argv)
     api_config cfg = {0};
     cfg.http.host = env_or("WATCHSTORE_HOST", "127.0.0.1");
     cfg.http.port = atoi(env_or("PORT", "5001"));
+    cfg.log_uri = env_or("WATCHSTORE_LOG", "lmdb:var/log");
+    cfg.snapshot_path = env_or("WATCHSTORE_SNAPSHOT", "var/writer.snapshot");
     cfg.cache_dir = env_or("WATCHSTORE_CACHE", "var/cache");
     cfg.email_key_file = env_or("WATCHSTORE_EMAIL_KEY_FILE", "var/secrets/email.key");
     cfg.cors_origins = getenv("CORS_ORIGIN");
@@ -59,6 +65,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},  {"cache", required_argument, 0, 'c'},
+        {"log", required_argument, 0, 'l'},      {"snapshot", required_argument, 0, 's'},
         {"email-key-file", required_argument, 0, 'k'},
         {"tls-cert", required_argument, 0, 'C'}, {"tls-key", required_argument, 0, 'K'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
@@ -70,6 +77,8 @@ int main(int argc, char **argv)
         case 'p': cfg.http.port = atoi(optarg); break;
         case 't': cfg.http.threads = atoi(optarg); break;
         case 'c': cfg.cache_dir = optarg; break;
+        case 'l': cfg.log_uri = optarg; break;
+        case 's': cfg.snapshot_path = *optarg ? optarg : NULL; break;
         case 'k': cfg.email_key_file = optarg; break;
         case 'C': cfg.http.tls_cert = optarg; break;
         case 'K': cfg.http.tls_key = optarg; break;

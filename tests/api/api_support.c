@@ -91,11 +91,15 @@ void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra
         close(out[0]);
         const char *argv[32] = {"api", "--port=0"};
         int n = 2;
-        static char a1[400], a2[400];
+        static char a1[400], a2[400], a3[400], a4[400];
         snprintf(a1, sizeof a1, "--cache=%s", s->cache);
         snprintf(a2, sizeof a2, "--email-key-file=%s", s->keyfile);
+        snprintf(a3, sizeof a3, "--log=%s", s->uri);
+        snprintf(a4, sizeof a4, "--snapshot=%s/writer.snapshot", s->dir);
         argv[n++] = a1;
         argv[n++] = a2;
+        argv[n++] = a3;
+        argv[n++] = a4;
         for (int i = 0; extra && extra[i] && n < 31; i++)
             argv[n++] = extra[i];
         argv[n] = NULL;

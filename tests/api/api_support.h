@@ -28,8 +28,9 @@ typedef struct ta_server {
     char base[64]; /* "http://127.0.0.1:PORT" */
 } ta_server;
 
-/* Starts `api` ($API_BIN) on the store with extra arguments (NULL-ended);
- * returns when it listens. Its log lines go to dir/api.log. */
+/* Starts `api` ($API_BIN) on the store (its log, written by the api from
+ * now on, and its cache) with extra arguments (NULL-ended); returns when it
+ * listens. Its log lines go to dir/api.log. Call ta_project first. */
 void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra);
 /* SIGTERM, and the exit status (0 expected). */
 int ta_server_stop(ta_server *srv);
