@@ -26,6 +26,11 @@ typedef struct api_config {
     const char *cache_dir;      /* the projector's cache root */
     const char *email_key_file; /* the cache's e-mail index key */
     const char *cors_origins;   /* comma-separated, besides the two defaults */
+    const char *jwt_key_file;   /* the server's token key (64 hex digits) */
+    const char *jwt_issuer, *jwt_audience;
+    unsigned access_ttl_s;      /* access tokens' lifetime (default 900) */
+    const char *legacy_jwt_secret; /* the old backend's JWT_SECRET (NULL: none) */
+    const char *oidc_issuer, *oidc_audience, *oidc_jwks_file; /* NULL: none */
     bool log_requests;          /* a JSON line per request on stderr */
 } api_config;
 
@@ -36,6 +41,9 @@ typedef struct api_app {
     uint8_t email_key[32];
     proj_cache_reader *cache;
     cmd_bus *bus;
+    struct jwt_verifier *jwt;
+    uint8_t jwt_key[32];
+    char dummy_hash[256]; /* logins of unknown e-mails verify against it */
     met_registry *metrics;
     api_thread *threads;
     int n_threads;
@@ -51,14 +59,24 @@ typedef struct api_req {
     h2o_iovec_t corr;   /* the correlation id */
     h2o_iovec_t path;   /* without the query string */
     h2o_iovec_t query;  /* after '?', or empty */
+    bool who_known;     /* who is filled (auth.c) */
+    struct auth_who *who;
 } api_req;
 
 typedef void (*api_handler)(api_req *r);
+
+/* Route flags. API_NO_CREDENTIALS: the route does not look at an access
+ * token, so one that came along is not checked (login, register, refresh,
+ * logout: an expired cookie must not stop a refresh). */
+#define API_NO_CREDENTIALS 1u
 
 /* The route table (api/routes.c) and its size; the metrics label of route i
  * is its pattern. */
 extern const rt_route api_routes[];
 extern const size_t api_n_routes;
+
+/* Whether a request's Origin is one the API allows (CORS, cookie auth). */
+bool api_origin_allowed(const api_app *app, h2o_iovec_t origin);
 
 /* Opens the application (the cache, the keys) for the configuration. */
 int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen);

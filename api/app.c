@@ -14,7 +14,10 @@
 #include <sys/time.h>
 
 #include "core/jlog.h"
+#include "auth.h"
 #include "core/secret.h"
+#include "jwt.h"
+#include "passwd.h"
 #include "query.h"
 #include "reply.h"
 
@@ -53,7 +56,7 @@ static h2o_iovec_t correlation_id(h2o_req_t *h)
     return h2o_iovec_init(s, 36);
 }
 
-static bool origin_allowed(const api_app *app, h2o_iovec_t origin)
+bool api_origin_allowed(const api_app *app, h2o_iovec_t origin)
 {
     if (!origin.len)
         return false;
@@ -81,7 +84,7 @@ static void preflight(api_req *r)
 {
     h2o_req_t *h = r->h;
     h2o_iovec_t origin = req_header_by_name(h, "origin");
-    if (origin_allowed(r->app, origin)) {
+    if (api_origin_allowed(r->app, origin)) {
         h2o_iovec_t want = req_header_by_name(h, "access-control-request-headers");
         static const char dflt[] = "Authorization, Content-Type, Idempotency-Key, X-Correlation-Id";
         h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("access-control-allow-methods"),
@@ -131,11 +134,14 @@ static int on_req(void *ud, h2o_req_t *h)
         return 0;
     }
     if (m == RT_BAD_METHOD) {
-        h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+        h2o_iovec_t a = h2o_strdup(&h->pool, allow, strlen(allow)); /* h2o keeps the pointer */
+        h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_ALLOW, NULL, a.base, a.len);
         reply_error(r, 405, "method_not_allowed", "Method not allowed on this route", NULL);
         return 0;
     }
     r->route = (int)i;
+    if (!(api_routes[i].flags & API_NO_CREDENTIALS) && !auth_check_credentials(r))
+        return 0;
     char *idx = h2o_mem_alloc_pool(&h->pool, 8);
     int n = snprintf(idx, 8, "%d", r->route);
     h2o_add_header_by_str(&h->pool, &h->res.headers, ROUTE_HDR, sizeof ROUTE_HDR - 1, 0, NULL,
@@ -166,7 +172,7 @@ static void security_headers(h2o_req_t *h)
 static void cors_headers(api_app *app, h2o_req_t *h)
 {
     h2o_iovec_t origin = req_header_by_name(h, "origin");
-    if (!origin_allowed(app, origin))
+    if (!api_origin_allowed(app, origin))
         return;
     add(h, H2O_STRLIT("access-control-allow-origin"), origin.base, origin.len);
     add(h, H2O_STRLIT("access-control-allow-credentials"), H2O_STRLIT("true"));
@@ -224,6 +230,51 @@ static void on_response(void *ud, h2o_req_t *h)
 
 /* ------------------------------------------------------------ the app */
 
+/* The token verifier: the server's key, and the old backend's secret and
+ * an OpenID Connect provider when configured. */
+static int open_jwt(api_app *app, char *err, size_t errlen)
+{
+    const api_config *c = &app->cfg;
+    if (!c->jwt_issuer)
+        app->cfg.jwt_issuer = "watchstore";
+    if (!c->jwt_audience)
+        app->cfg.jwt_audience = "watchstore-api";
+    if (secret_read_hex(c->jwt_key_file, "token key", app->jwt_key, 32, err, errlen) != 0)
+        return -1;
+    app->jwt = jwt_verifier_new(app->jwt_key, 32, app->cfg.jwt_issuer, app->cfg.jwt_audience);
+    if (!app->jwt) {
+        snprintf(err, errlen, "cannot set up token verification");
+        return -1;
+    }
+    if (c->legacy_jwt_secret && *c->legacy_jwt_secret &&
+        jwt_verifier_set_legacy(app->jwt, (const uint8_t *)c->legacy_jwt_secret,
+                                strlen(c->legacy_jwt_secret)) != 0) {
+        snprintf(err, errlen, "the legacy token secret is not usable");
+        return -1;
+    }
+    if (!c->oidc_issuer || !*c->oidc_issuer)
+        return 0;
+    if (!c->oidc_audience || !c->oidc_jwks_file ||
+        jwt_verifier_set_oidc(app->jwt, c->oidc_issuer, c->oidc_audience) != 0) {
+        snprintf(err, errlen, "OpenID Connect needs an issuer, an audience and a JWKS file");
+        return -1;
+    }
+    FILE *f = fopen(c->oidc_jwks_file, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read the JWKS file %s", c->oidc_jwks_file);
+        return -1;
+    }
+    size_t cap = 256 * 1024;
+    char *jwks = malloc(cap);
+    size_t n = jwks ? fread(jwks, 1, cap, f) : 0;
+    fclose(f);
+    int rc = jwks && jwt_verifier_set_jwks(app->jwt, jwks, n, err, errlen) == 0 ? 0 : -1;
+    if (!jwks)
+        snprintf(err, errlen, "out of memory");
+    free(jwks);
+    return rc;
+}
+
 int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen)
 {
     api_app *app = calloc(1, sizeof *app);
@@ -242,8 +293,13 @@ int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (secret_read_hex(cfg->email_key_file, "e-mail key", app->email_key, 32, err, errlen) != 0)
+    if (secret_read_hex(cfg->email_key_file, "e-mail key", app->email_key, 32, err, errlen) != 0 ||
+        open_jwt(app, err, errlen) != 0)
         goto fail;
+    if (pw_hash("not a password", 14, app->dummy_hash, sizeof app->dummy_hash) != 0) {
+        snprintf(err, errlen, "cannot compute a password hash (scrypt)");
+        goto fail;
+    }
     /* The projector makes the cache; wait for it a little at start-up. */
     int rc = PROJ_CACHE_ENOENT;
     for (int i = 0; i < 100 && rc == PROJ_CACHE_ENOENT; i++) {
@@ -306,6 +362,7 @@ void api_app_close(api_app *app)
     if (!app)
         return;
     cmd_bus_close(app->bus);
+    jwt_verifier_free(app->jwt);
     proj_cache_reader_close(app->cache);
     met_free(app->metrics);
     free(app->threads);

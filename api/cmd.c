@@ -112,6 +112,15 @@ cmd_call *cmd_new(h2o_req_t *req, dec_kind kind)
     return c;
 }
 
+void cmd_discard(cmd_call *c)
+{
+    if (!c)
+        return;
+    if (c->req)
+        *c->req_slot = NULL; /* the request's pool no longer points here */
+    call_free(c);
+}
+
 dec_cmd *cmd_command(cmd_call *c) { return &c->wr.cmd; }
 const dec_out *cmd_out(const cmd_call *c) { return &c->wr.out; }
 int cmd_err(const cmd_call *c) { return c->wr.err; }

@@ -64,6 +64,9 @@ ev_str cmd_keep(cmd_call *c, const char *p, size_t n);
 /* Room for n order lines owned by the call (zeroed). */
 dec_line_in *cmd_lines(cmd_call *c, size_t n);
 
+/* Frees a call that will not be submitted. */
+void cmd_discard(cmd_call *c);
+
 /* Sends the call's command to the writer from loop `index`; done runs on
  * that loop. wait_cache: answer only once the cache has the events. */
 void cmd_submit(cmd_bus *b, int index, cmd_call *c, bool wait_cache, cmd_done_fn done,

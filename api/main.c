@@ -31,13 +31,19 @@ static const char usage[] =
     "  --cache DIR      the projector's cache (default: $WATCHSTORE_CACHE, else var/cache)\n"
     "  --email-key-file FILE  the cache's e-mail index key (default:\n"
     "                   $WATCHSTORE_EMAIL_KEY_FILE, else var/secrets/email.key)\n"
+    "  --jwt-key-file FILE  the key the server signs its tokens with (64 hex\n"
+    "                   digits; default: $WATCHSTORE_JWT_KEY_FILE, else\n"
+    "                   var/secrets/jwt.key)\n"
     "  --tls-cert FILE, --tls-key FILE  serve HTTPS (and HTTP/2) with this PEM\n"
     "                   certificate and key\n"
     "  --quiet          no log line per request\n"
     "  -h, --help       this text\n"
     "\n"
     "Environment: CORS_ORIGIN (comma-separated origins allowed besides\n"
-    "http://localhost:3000 and https://localhost:8443).\n"
+    "http://localhost:3000 and https://localhost:8443); JWT_SECRET_LEGACY (the old\n"
+    "backend's token secret: its tokens are accepted until they expire);\n"
+    "OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_FILE (an OpenID Connect provider whose\n"
+    "RS256/ES256 tokens are accepted, roles from realm_access.roles).\n"
     "\n"
     "It prints `listening on http://ADDR:PORT` on standard output when ready;\n"
     "log lines are JSON on standard error.\n"
@@ -61,12 +67,18 @@ int main(int argc, char **argv)
     cfg.cache_dir = env_or("WATCHSTORE_CACHE", "var/cache");
     cfg.email_key_file = env_or("WATCHSTORE_EMAIL_KEY_FILE", "var/secrets/email.key");
     cfg.cors_origins = getenv("CORS_ORIGIN");
+    cfg.jwt_key_file = env_or("WATCHSTORE_JWT_KEY_FILE", "var/secrets/jwt.key");
+    cfg.legacy_jwt_secret = getenv("JWT_SECRET_LEGACY");
+    cfg.oidc_issuer = getenv("OIDC_ISSUER");
+    cfg.oidc_audience = getenv("OIDC_AUDIENCE");
+    cfg.oidc_jwks_file = getenv("OIDC_JWKS_FILE");
     cfg.log_requests = true;
     static const struct option lo[] = {
         {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},  {"cache", required_argument, 0, 'c'},
         {"log", required_argument, 0, 'l'},      {"snapshot", required_argument, 0, 's'},
         {"email-key-file", required_argument, 0, 'k'},
+        {"jwt-key-file", required_argument, 0, 'j'},
         {"tls-cert", required_argument, 0, 'C'}, {"tls-key", required_argument, 0, 'K'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
@@ -80,6 +92,7 @@ int main(int argc, char **argv)
         case 'l': cfg.log_uri = optarg; break;
         case 's': cfg.snapshot_path = *optarg ? optarg : NULL; break;
         case 'k': cfg.email_key_file = optarg; break;
+        case 'j': cfg.jwt_key_file = optarg; break;
         case 'C': cfg.http.tls_cert = optarg; break;
         case 'K': cfg.http.tls_key = optarg; break;
         case 'q': cfg.log_requests = false; break;

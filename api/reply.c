@@ -67,3 +67,18 @@ void reply_empty(api_req *r, int status)
     h->res.reason = reply_reason(status);
     h2o_send_inline(h, "", 0);
 }
+
+int reply_money(int64_t minor, bool as_number, char out[32])
+{
+    uint64_t a = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    unsigned cents = (unsigned)(a % 100);
+    const char *sign = minor < 0 ? "-" : "";
+    unsigned long long units = (unsigned long long)(a / 100);
+    if (!as_number)
+        return snprintf(out, 32, "%s%llu.%02u", sign, units, cents);
+    if (cents == 0)
+        return snprintf(out, 32, "%s%llu", sign, units);
+    if (cents % 10 == 0)
+        return snprintf(out, 32, "%s%llu.%u", sign, units, cents / 10);
+    return snprintf(out, 32, "%s%llu.%02u", sign, units, cents);
+}

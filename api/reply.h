@@ -20,6 +20,11 @@ void reply_json(api_req *r, int status, const char *body, size_t len);
  * already encoded (",\"available\":3" without the leading comma is fine
  * too: it is added). */
 void reply_error(api_req *r, int status, const char *code, const char *msg, const char *extra);
+/* Money in minor units as API.md writes it: as_number false: a two-place
+ * decimal string's text ("395.00", no quotes); true: a JSON number with
+ * the cents it needs (395, 395.5, 395.25). Returns the length. */
+int reply_money(int64_t minor, bool as_number, char out[32]);
+
 /* 204, no body. */
 void reply_empty(api_req *r, int status);
 

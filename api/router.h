@@ -27,6 +27,7 @@ typedef struct rt_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/api/v1/watches/:id" */
     void *handler;       /* the caller's */
+    unsigned flags;      /* the caller's */
 } rt_route;
 
 typedef enum rt_result {

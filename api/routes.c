@@ -1,10 +1,13 @@
 /* routes.c - the route table: every route of API.md and its handler.
  * First match wins, so fixed paths come before ":id" ones. */
+#include "accounts.h"
 #include "api.h"
 #include "health.h"
+#include "orders.h"
 #include "watches.h"
 
-#define R(m, p, h) {m, p, (void *)(h)}
+#define R(m, p, h) {m, p, (void *)(h), 0}
+#define R_NOCRED(m, p, h) {m, p, (void *)(h), API_NO_CREDENTIALS}
 
 const rt_route api_routes[] = {
     R("GET", "/health", health_live),
@@ -14,6 +17,14 @@ const rt_route api_routes[] = {
     R("GET", "/api/v1/watches/brands-summary", watches_brands_summary),
     R("GET", "/api/v1/watches/brands", watches_brands),
     R("GET", "/api/v1/watches/:id", watches_get),
+    R_NOCRED("POST", "/api/v1/auth/register", accounts_register),
+    R_NOCRED("POST", "/api/v1/auth/login", accounts_login),
+    R_NOCRED("POST", "/api/v1/auth/refresh", accounts_refresh),
+    R_NOCRED("POST", "/api/v1/auth/logout", accounts_logout),
+    R("GET", "/api/v1/auth/me", accounts_me),
+    R("POST", "/api/v1/orders", orders_place),
+    R("GET", "/api/v1/orders/my", orders_mine),
+    R("GET", "/api/v1/orders/:id", orders_get),
     R("POST", "/api/v1/chat", health_not_implemented),
     R("GET", "/api/v1/chat/:runId", health_not_implemented),
     R("GET", "/api/v1/search", health_not_implemented),

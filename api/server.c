@@ -254,8 +254,14 @@ static void *thread_main(void *arg)
     /* With connections still open (clients that outlived the grace
      * period) h2o's context cannot be taken apart: the process is exiting
      * and takes it along. */
-    if (t->conns == 0)
+    if (t->conns == 0) {
+        /* h2o 2.2 leaves the graceful-shutdown timer of HTTP/2 linked after
+         * h2o_context_request_shutdown; the context cannot be disposed with
+         * a timer pending. */
+        if (h2o_timeout_is_linked(&t->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&t->ctx.http2._graceful_shutdown_timeout);
         h2o_context_dispose(&t->ctx);
+    }
     uv_walk(&t->loop, close_walk, NULL);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     uv_loop_close(&t->loop);

@@ -15,6 +15,10 @@
 
 #include "core/support.h"
 
+const uint8_t TA_JWT_KEY[32] = {0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x7b,
+                                0x7c, 0x7d, 0x7e, 0x7f, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86,
+                                0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f, 0x90};
+
 static const char *env(const char *name)
 {
     const char *v = getenv(name);
@@ -30,10 +34,16 @@ void ta_store_init(ta_store *s)
     snprintf(s->uri, sizeof s->uri, "lmdb:%s/log", s->dir);
     snprintf(s->cache, sizeof s->cache, "%s/cache", s->dir);
     snprintf(s->keyfile, sizeof s->keyfile, "%s/email.key", s->dir);
+    snprintf(s->jwtkey, sizeof s->jwtkey, "%s/jwt.key", s->dir);
     FILE *kf = fopen(s->keyfile, "w");
     cr_assert_not_null(kf);
     for (int i = 0; i < 32; i++)
         fprintf(kf, "%02x", ts_email_key[i]);
+    fclose(kf);
+    kf = fopen(s->jwtkey, "w");
+    cr_assert_not_null(kf);
+    for (int i = 0; i < 32; i++)
+        fprintf(kf, "%02x", TA_JWT_KEY[i]);
     fclose(kf);
     wr_config cfg = {0};
     cfg.log_uri = s->uri;
@@ -73,11 +83,33 @@ void ta_store_fini(ta_store *s)
 {
     if (s->w)
         wr_close(s->w);
-    ts_rmtree(s->dir);
+    if (getenv("TA_KEEP"))
+        fprintf(stderr, "kept %s\n", s->dir); /* to look at api.log */
+    else
+        ts_rmtree(s->dir);
+}
+
+static pid_t start_projector(const ta_store *s)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        freopen("/dev/null", "w", stderr);
+        char a1[400], a2[400], a3[400];
+        snprintf(a1, sizeof a1, "--log=%s", s->uri);
+        snprintf(a2, sizeof a2, "--cache=%s", s->cache);
+        snprintf(a3, sizeof a3, "--email-key-file=%s", s->keyfile);
+        execl(env("PROJECTOR_BIN"), "projector", "--projection=cache", a1, a2, a3,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
 }
 
 void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra)
 {
+    srv->projector = start_projector(s);
     int out[2];
     cr_assert_eq(pipe(out), 0);
     pid_t pid = fork();
@@ -91,7 +123,9 @@ void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra
         close(out[0]);
         const char *argv[32] = {"api", "--port=0"};
         int n = 2;
-        static char a1[400], a2[400], a3[400], a4[400];
+        static char a1[400], a2[400], a3[400], a4[400], a5[400];
+        snprintf(a5, sizeof a5, "--jwt-key-file=%s", s->jwtkey);
+        argv[n++] = a5;
         snprintf(a1, sizeof a1, "--cache=%s", s->cache);
         snprintf(a2, sizeof a2, "--email-key-file=%s", s->keyfile);
         snprintf(a3, sizeof a3, "--log=%s", s->uri);
@@ -121,7 +155,10 @@ void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra
 int ta_server_stop(ta_server *srv)
 {
     kill(srv->pid, SIGTERM);
-    return run_wait(srv->pid);
+    int rc = run_wait(srv->pid);
+    kill(srv->projector, SIGTERM);
+    int prc = run_wait(srv->projector);
+    return rc ? rc : prc ? 100 + prc : 0;
 }
 
 typedef struct sink {

@@ -12,9 +12,12 @@
 #include "core/writer.h"
 
 typedef struct ta_store {
-    char dir[256], uri[300], cache[300], keyfile[300];
+    char dir[256], uri[300], cache[300], keyfile[300], jwtkey[300];
     wr_writer *w; /* open until ta_project */
 } ta_store;
+
+/* The server's token key in the tests (tests sign tokens with it). */
+extern const uint8_t TA_JWT_KEY[32];
 
 /* A fresh folder with a log (the writer open in s->w) and a key file. */
 void ta_store_init(ta_store *s);
@@ -24,15 +27,18 @@ void ta_store_fini(ta_store *s);
 
 typedef struct ta_server {
     pid_t pid;
+    pid_t projector; /* following the log into the cache */
     int port;
     char base[64]; /* "http://127.0.0.1:PORT" */
 } ta_server;
 
-/* Starts `api` ($API_BIN) on the store (its log, written by the api from
+/* Starts the projector (cache, following the log) and `api` ($API_BIN) on
+ * the store (its log, written by the api from
  * now on, and its cache) with extra arguments (NULL-ended); returns when it
  * listens. Its log lines go to dir/api.log. Call ta_project first. */
 void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra);
-/* SIGTERM, and the exit status (0 expected). */
+/* SIGTERM to both, and the api's exit status, else 100 + the projector's
+ * (0 expected). */
 int ta_server_stop(ta_server *srv);
 
 typedef struct ta_resp {
