@@ -1,9 +1,11 @@
 /* proj_pg.c - the PostgreSQL read models (see proj_pg.h).
  *
  * A batch is one transaction. New rows are written into per-table COPY
- * buffers; updates of rows (stock, order status and payment) are coalesced
- * per row and applied after the COPYs with one UPDATE ... FROM a temporary
- * table per kind. Rare events (a watch's fields, a role) flush what is
+ * buffers, and a buffer that grows past PROJ_PG_STREAM_AT is sent at once
+ * without waiting for its outcome (PostgreSQL inserts it while the next
+ * events are decoded and formatted); updates of rows (stock, order status
+ * and payment) are coalesced per row and applied after the COPYs with one
+ * UPDATE ... FROM a temporary table per kind. Rare events (a watch's fields, a role) flush what is
  * pending and run one parameterised statement, so the order of effects is
  * always the log's order. Values reach PostgreSQL only as COPY data or as
  * statement parameters, never spliced into SQL.
@@ -22,6 +24,9 @@
 
 #include "core/ht.h"
 #include "migrate.h"
+
+/* A table's new rows are sent as soon as this many bytes are waiting. */
+#define PROJ_PG_STREAM_AT (64 * 1024)
 
 enum { T_WATCHES, T_CUSTOMERS, T_ORDERS, T_ITEMS, T_INVOICES, T_MOVES, T_PAYMENTS, T_COUNT };
 
@@ -80,6 +85,7 @@ struct proj_pg {
     bool in_txn;
     bool async_commit; /* rebuilds: see proj_pg_set_async_commit */
     bool upsert;       /* this batch starts below replay_until: see proj_pg_rewind */
+    const char *pending; /* a COPY sent whose outcome is not read yet */
     int64_t next_movement;
     ev_buf copy[T_COUNT];
     stock_patch *stock;
@@ -320,8 +326,29 @@ static int fail_pg(proj_pg *p, const char *what, PGresult *r)
     return -1;
 }
 
+/* Reads the outcome of the COPY that stream_rows left running, if any. */
+static int settle(proj_pg *p)
+{
+    const char *sql = p->pending;
+    if (!sql)
+        return 0;
+    p->pending = NULL;
+    int rc = 0;
+    PGresult *r;
+    while ((r = PQgetResult(p->db)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
+            rc = fail_pg(p, sql, r);
+            continue;
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
 static int run(proj_pg *p, const char *sql)
 {
+    if (settle(p))
+        return -1;
     PGresult *r = PQexec(p->db, sql);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
@@ -332,6 +359,8 @@ static int run(proj_pg *p, const char *sql)
 
 static int run_params(proj_pg *p, const char *sql, int n, const char *const *vals)
 {
+    if (settle(p))
+        return -1;
     PGresult *r = PQexecParams(p->db, sql, n, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail_pg(p, "statement", r);
@@ -341,10 +370,12 @@ static int run_params(proj_pg *p, const char *sql, int n, const char *const *val
 
 /* ------------------------------------------------------------ flushing */
 
-static int copy_in(proj_pg *p, const char *sql, ev_buf *b)
+/* Starts a COPY and sends the buffer and its end, without reading the
+ * outcome: settle() does, before the connection's next statement. */
+static int copy_send(proj_pg *p, const char *sql, ev_buf *b)
 {
-    if (b->len == 0)
-        return 0;
+    if (settle(p))
+        return -1;
     PGresult *r = PQexec(p->db, sql);
     if (PQresultStatus(r) != PGRES_COPY_IN)
         return fail_pg(p, sql, r);
@@ -352,16 +383,29 @@ static int copy_in(proj_pg *p, const char *sql, ev_buf *b)
     if (PQputCopyData(p->db, (const char *)b->p, (int)b->len) != 1 ||
         PQputCopyEnd(p->db, NULL) != 1)
         return fail_pg(p, "COPY", NULL);
-    int rc = 0;
-    while ((r = PQgetResult(p->db)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
-            rc = fail_pg(p, sql, r);
-            continue;
-        }
-        PQclear(r);
-    }
+    p->pending = sql;
     b->len = 0;
-    return rc;
+    return 0;
+}
+
+static int copy_in(proj_pg *p, const char *sql, ev_buf *b)
+{
+    if (b->len == 0)
+        return 0;
+    return copy_send(p, sql, b) || settle(p) ? -1 : 0;
+}
+
+/* Rows sent while the batch is still being read from the log, so that
+ * PostgreSQL inserts them while this process decodes and formats the next
+ * events (the plain path only: upserts wait for the batch's end). */
+static int stream_rows(proj_pg *p)
+{
+    if (p->upsert)
+        return 0;
+    for (int t = 0; t < T_COUNT; t++)
+        if (p->copy[t].len >= PROJ_PG_STREAM_AT)
+            return copy_send(p, p->sql_copy[t], &p->copy[t]);
+    return 0;
 }
 
 static int flush_stock(proj_pg *p)
@@ -742,7 +786,7 @@ static int pg_apply(void *ctx, const ev_event *ev)
     }
     if (rc && !p->errmsg[0])
         snprintf(p->errmsg, sizeof p->errmsg, "out of memory");
-    return rc ? -1 : 0;
+    return rc || stream_rows(p) ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ the sink */
@@ -853,6 +897,12 @@ static void pg_abort(void *ctx)
 {
     proj_pg *p = ctx;
     reset_batch(p);
+    if (p->pending) {
+        p->pending = NULL;
+        PGresult *r;
+        while ((r = PQgetResult(p->db)) != NULL)
+            PQclear(r);
+    }
     if (p->in_txn && PQstatus(p->db) == CONNECTION_OK) {
         PGresult *r = PQexec(p->db, "ROLLBACK");
         PQclear(r);
@@ -928,6 +978,7 @@ void proj_pg_set_async_commit(proj_pg *p, bool on) { p->async_commit = on; }
 int proj_pg_reconnect(proj_pg *p, char *err, size_t errlen)
 {
     p->in_txn = false;
+    p->pending = NULL;
     return connect_and_migrate(p, err, errlen);
 }
 
