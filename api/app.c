@@ -300,25 +300,29 @@ int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot compute a password hash (scrypt)");
         goto fail;
     }
-    /* The projector makes the cache; wait for it a little at start-up. */
+    /* The writer first: it creates the log on a first run, which the
+     * projector needs before it can make the cache. */
+    cmd_config cc = {0};
+    cc.log_uri = cfg->log_uri;
+    cc.snapshot_path = cfg->snapshot_path;
+    memcpy(cc.email_key, app->email_key, 32);
+    cc.n_loops = app->n_threads;
+    if (cmd_bus_open(&cc, &app->bus, err, errlen) != 0)
+        goto fail;
+    /* The projector makes the cache; wait for it at start-up. */
     int rc = PROJ_CACHE_ENOENT;
-    for (int i = 0; i < 100 && rc == PROJ_CACHE_ENOENT; i++) {
+    for (int i = 0; i < 600 && rc == PROJ_CACHE_ENOENT; i++) {
         rc = proj_cache_open_reader(cfg->cache_dir, app->email_key, &app->cache, err, errlen);
         if (rc == PROJ_CACHE_ENOENT) {
+            if (i == 20)
+                jlog(stderr, "info", "waiting for the projector to make the cache", NULL);
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
         }
     }
     if (rc != 0)
         goto fail;
-    cmd_config cc = {0};
-    cc.log_uri = cfg->log_uri;
-    cc.snapshot_path = cfg->snapshot_path;
-    memcpy(cc.email_key, app->email_key, 32);
-    cc.n_loops = app->n_threads;
-    cc.cache = app->cache;
-    if (cmd_bus_open(&cc, &app->bus, err, errlen) != 0)
-        goto fail;
+    cmd_bus_set_cache(app->bus, app->cache);
     *out = app;
     return 0;
 fail:

@@ -331,6 +331,12 @@ int cmd_bus_open(const cmd_config *cfg, cmd_bus **out, char *err, size_t errlen)
     return 0;
 }
 
+void cmd_bus_set_cache(cmd_bus *b, proj_cache_reader *cache)
+{
+    b->cfg.cache = cache;
+    refresh_cache_pos(b);
+}
+
 void cmd_bus_attach(cmd_bus *b, int index, uv_loop_t *loop)
 {
     cmd_loop *l = &b->loops[index];

@@ -44,6 +44,8 @@ typedef struct cmd_config {
 /* Opens the log as its writer (rebuilding its state) and starts its
  * thread. 0, or -1 with a sentence. */
 int cmd_bus_open(const cmd_config *cfg, cmd_bus **out, char *err, size_t errlen);
+/* The cache read-your-writes waits on (before the loops attach). */
+void cmd_bus_set_cache(cmd_bus *b, proj_cache_reader *cache);
 /* On loop `index`'s thread, before it serves / after it stopped. */
 void cmd_bus_attach(cmd_bus *b, int index, uv_loop_t *loop);
 void cmd_bus_detach(cmd_bus *b, int index);

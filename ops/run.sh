@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
 # run.sh - runs the watch store on the embedded default, in the foreground:
 # the LMDB log under var/log, a private PostgreSQL cluster under var/pg
-# (127.0.0.1:5433 for analysts), and the projector that keeps the read
-# models and the LMDB cache (var/cache) up to date. Ctrl-C stops everything cleanly; run it again and the
-# data is still there.
-#
-# What exists today: the event core, the projector and the replay tool. The
-# HTTP API on port 5001 (which also writes the log) comes next; until then
-# the log is written only by the core's tests and benchmarks.
+# (127.0.0.1:5433 for analysts), the projector that keeps the read models
+# and the LMDB cache (var/cache) up to date, and the HTTP API on port 5001
+# (which holds the log's writer). Ctrl-C stops everything cleanly; run it
+# again and the data is still there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/setup.sh
@@ -20,15 +17,23 @@ mkdir -p var
 if [ ! -s var/secrets/email.key ]; then
   (umask 077 && mkdir -p var/secrets && openssl rand -hex 32 >var/secrets/email.key)
 fi
+# The key the API signs its access tokens with.
+if [ ! -s var/secrets/jwt.key ]; then
+  (umask 077 && mkdir -p var/secrets && openssl rand -hex 32 >var/secrets/jwt.key)
+fi
 export WATCHSTORE_EMAIL_KEY_FILE=${WATCHSTORE_EMAIL_KEY_FILE:-var/secrets/email.key}
+export WATCHSTORE_JWT_KEY_FILE=${WATCHSTORE_JWT_KEY_FILE:-var/secrets/jwt.key}
+export PORT=${PORT:-5001}
 export WATCHSTORE_CACHE=${WATCHSTORE_CACHE:-var/cache}
 export WATCHSTORE_LOG=${WATCHSTORE_LOG:-lmdb:var/log}
 pg_port=${WATCHSTORE_PG_PORT:-5433}
 export WATCHSTORE_DB=${WATCHSTORE_DB:-$(ops/pg.sh start var/pg "$pg_port")}
 
 projector_pid=
+api_pid=
 cleanup() {
   trap - INT TERM EXIT
+  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait "$api_pid" || true
   [ -n "$projector_pid" ] && kill -TERM "$projector_pid" 2>/dev/null && wait "$projector_pid" || true
   ops/pg.sh stop var/pg
   echo "watch store: stopped"
@@ -36,19 +41,25 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 build/projections/migrate >/dev/null
-build/projections/projector 2>>var/projector.log &
-projector_pid=$!
-
 if [ -e var/log/data.mdb ]; then
   build/replay/replay --verify --quiet || true
 fi
+build/projections/projector 2>>var/projector.log &
+projector_pid=$!
+build/api/api >var/api.out 2>>var/api.log &
+api_pid=$!
+for _ in $(seq 1 600); do
+  grep -q listening var/api.out 2>/dev/null && break
+  kill -0 "$api_pid" 2>/dev/null || { echo "watch store: the API did not start; see var/api.log" >&2; exit 1; }
+  sleep 0.1
+done
 cat <<TXT
 watch store: running (Ctrl-C stops it)
+  API          http://127.0.0.1:${PORT}/api/v1/watches   (health: /health, metrics: /metrics)
   log          ${WATCHSTORE_LOG}
   read models  psql -h 127.0.0.1 -p ${pg_port} -U postgres watchstore
   cache        ${WATCHSTORE_CACHE} (read by the API)
-  projector    logs in var/projector.log
+  logs         var/api.log, var/projector.log (JSON lines)
   replay       build/replay/replay --help
-The HTTP API on port 5001 is not built yet.
 TXT
-wait "$projector_pid"
+wait -n "$api_pid" "$projector_pid"
