@@ -31,6 +31,11 @@ typedef struct api_config {
     unsigned access_ttl_s;      /* access tokens' lifetime (default 900) */
     const char *legacy_jwt_secret; /* the old backend's JWT_SECRET (NULL: none) */
     const char *oidc_issuer, *oidc_audience, *oidc_jwks_file; /* NULL: none */
+    unsigned rate_limit;        /* requests per window per address and per user
+                                   on /api/v1 (0: no limit) */
+    unsigned rate_limit_auth;   /* the same for login and register */
+    unsigned rate_window_s;     /* the window (default 900 s) */
+    bool trust_proxy;           /* the client is X-Forwarded-For's first hop */
     bool log_requests;          /* a JSON line per request on stderr */
 } api_config;
 
@@ -45,6 +50,7 @@ typedef struct api_app {
     uint8_t jwt_key[32];
     char dummy_hash[256]; /* logins of unknown e-mails verify against it */
     met_registry *metrics;
+    struct rl_table *limits;
     api_thread *threads;
     int n_threads;
 } api_app;
@@ -69,6 +75,10 @@ typedef void (*api_handler)(api_req *r);
  * token, so one that came along is not checked (login, register, refresh,
  * logout: an expired cookie must not stop a refresh). */
 #define API_NO_CREDENTIALS 1u
+/* API_RL_EXEMPT: never rate limited (health, metrics, the chat poll,
+ * refresh); API_RL_AUTH: the stricter login and register limit. */
+#define API_RL_EXEMPT 2u
+#define API_RL_AUTH 4u
 
 /* The route table (api/routes.c) and its size; the metrics label of route i
  * is its pattern. */

@@ -11,10 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/jlog.h"
 #include "auth.h"
+#include "ratelimit.h"
 #include "core/secret.h"
 #include "jwt.h"
 #include "passwd.h"
@@ -75,6 +79,95 @@ bool api_origin_allowed(const api_app *app, h2o_iovec_t origin)
             return true;
         p += n;
     }
+    return false;
+}
+
+/* ------------------------------------------------------------ limits */
+
+/* The client's address: the peer, or X-Forwarded-For's first hop behind
+ * a trusted proxy. */
+static size_t client_address(api_app *app, h2o_req_t *h, char *out, size_t cap)
+{
+    if (app->cfg.trust_proxy) {
+        h2o_iovec_t xff = req_header_by_name(h, "x-forwarded-for");
+        size_t n = 0;
+        while (n < xff.len && xff.base[n] != ',')
+            n++;
+        while (n && xff.base[n - 1] == ' ')
+            n--;
+        size_t start = 0;
+        while (start < n && xff.base[start] == ' ')
+            start++;
+        if (n > start && n - start < cap) {
+            memcpy(out, xff.base + start, n - start);
+            return n - start;
+        }
+    }
+    struct sockaddr_storage sa;
+    socklen_t len = h->conn->callbacks->get_peername(h->conn, (struct sockaddr *)&sa);
+    out[0] = 0;
+    if (len && sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, out, (socklen_t)cap);
+    else if (len && sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, out, (socklen_t)cap);
+    return strlen(out);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void limit_headers(h2o_req_t *h, const rl_result *res)
+{
+    char v[64];
+    int n = snprintf(v, sizeof v, "%u", res->limit);
+    h2o_iovec_t a = h2o_strdup(&h->pool, v, (size_t)n);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("ratelimit-limit"), 0, NULL,
+                          a.base, a.len);
+    n = snprintf(v, sizeof v, "%u", res->remaining);
+    a = h2o_strdup(&h->pool, v, (size_t)n);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("ratelimit-remaining"), 0, NULL,
+                          a.base, a.len);
+    n = snprintf(v, sizeof v, "%u", res->reset_s);
+    a = h2o_strdup(&h->pool, v, (size_t)n);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, H2O_STRLIT("ratelimit-reset"), 0, NULL,
+                          a.base, a.len);
+}
+
+/* Takes a token from the address's bucket and, for a signed-in user, from
+ * the user's; false (and a 429) when either is empty. */
+static bool within_limits(api_req *r, unsigned flags)
+{
+    api_app *app = r->app;
+    bool auth = flags & API_RL_AUTH;
+    unsigned limit = auth ? app->cfg.rate_limit_auth : app->cfg.rate_limit;
+    if ((flags & API_RL_EXEMPT) || !limit || !app->limits ||
+        !(r->path.len >= 7 && strncasecmp(r->path.base, "/api/v1", 7) == 0))
+        return true;
+    unsigned window = app->cfg.rate_window_s ? app->cfg.rate_window_s : 900;
+    char key[128];
+    int n = snprintf(key, sizeof key, "%s:ip:", auth ? "auth" : "api");
+    n += (int)client_address(app, r->h, key + n, sizeof key - (size_t)n);
+    uint64_t now = mono_ms();
+    rl_result res = rl_take(app->limits, key, (size_t)n, limit, window, now);
+    if (res.allowed && r->who_known && r->who->customer_id) {
+        n = snprintf(key, sizeof key, "%s:user:%llu", auth ? "auth" : "api",
+                     (unsigned long long)r->who->customer_id);
+        rl_result ures = rl_take(app->limits, key, (size_t)n, limit, window, now);
+        if (!ures.allowed || ures.remaining < res.remaining)
+            res = ures;
+    }
+    limit_headers(r->h, &res);
+    if (res.allowed)
+        return true;
+    char v[32];
+    int k = snprintf(v, sizeof v, "%u", res.retry_after_s);
+    h2o_iovec_t a = h2o_strdup(&r->h->pool, v, (size_t)k);
+    h2o_add_header(&r->h->pool, &r->h->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, a.base, a.len);
+    reply_error(r, 429, "rate_limited", "Too many requests; please wait and try again", NULL);
     return false;
 }
 
@@ -141,6 +234,8 @@ static int on_req(void *ud, h2o_req_t *h)
     }
     r->route = (int)i;
     if (!(api_routes[i].flags & API_NO_CREDENTIALS) && !auth_check_credentials(r))
+        return 0;
+    if (!within_limits(r, api_routes[i].flags))
         return 0;
     char *idx = h2o_mem_alloc_pool(&h->pool, 8);
     int n = snprintf(idx, 8, "%d", r->route);
@@ -288,7 +383,7 @@ int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen)
     size_t n = api_n_routes < 64 ? api_n_routes : 64;
     for (size_t i = 0; i < n; i++)
         labels[i] = api_routes[i].pattern;
-    if (!(app->metrics = met_new(labels, n)) ||
+    if (!(app->metrics = met_new(labels, n)) || !(app->limits = rl_new(100000)) ||
         !(app->threads = calloc((size_t)app->n_threads, sizeof *app->threads))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -369,6 +464,7 @@ void api_app_close(api_app *app)
     jwt_verifier_free(app->jwt);
     proj_cache_reader_close(app->cache);
     met_free(app->metrics);
+    rl_free(app->limits);
     free(app->threads);
     free(app);
 }

@@ -37,13 +37,19 @@ static const char usage[] =
     "  --tls-cert FILE, --tls-key FILE  serve HTTPS (and HTTP/2) with this PEM\n"
     "                   certificate and key\n"
     "  --quiet          no log line per request\n"
+    "  --rate-limit N   requests per window per client address and per user on\n"
+    "                   /api/v1 (default: $RATE_LIMIT, else 100; 0: no limit)\n"
+    "  --rate-limit-auth N  the same for login and register (default:\n"
+    "                   $RATE_LIMIT_AUTH, else 20)\n"
     "  -h, --help       this text\n"
     "\n"
     "Environment: CORS_ORIGIN (comma-separated origins allowed besides\n"
     "http://localhost:3000 and https://localhost:8443); JWT_SECRET_LEGACY (the old\n"
     "backend's token secret: its tokens are accepted until they expire);\n"
     "OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_FILE (an OpenID Connect provider whose\n"
-    "RS256/ES256 tokens are accepted, roles from realm_access.roles).\n"
+    "RS256/ES256 tokens are accepted, roles from realm_access.roles);\n"
+    "RATE_LIMIT_WINDOW_S (the rate limits' window, default 900); TRUST_PROXY=1\n"
+    "(behind a proxy: the client is X-Forwarded-For's first hop).\n"
     "\n"
     "It prints `listening on http://ADDR:PORT` on standard output when ready;\n"
     "log lines are JSON on standard error.\n"
@@ -72,6 +78,10 @@ int main(int argc, char **argv)
     cfg.oidc_issuer = getenv("OIDC_ISSUER");
     cfg.oidc_audience = getenv("OIDC_AUDIENCE");
     cfg.oidc_jwks_file = getenv("OIDC_JWKS_FILE");
+    cfg.rate_limit = (unsigned)atoi(env_or("RATE_LIMIT", "100"));
+    cfg.rate_limit_auth = (unsigned)atoi(env_or("RATE_LIMIT_AUTH", "20"));
+    cfg.rate_window_s = (unsigned)atoi(env_or("RATE_LIMIT_WINDOW_S", "900"));
+    cfg.trust_proxy = atoi(env_or("TRUST_PROXY", "0")) != 0;
     cfg.log_requests = true;
     static const struct option lo[] = {
         {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
@@ -81,6 +91,8 @@ int main(int argc, char **argv)
         {"jwt-key-file", required_argument, 0, 'j'},
         {"tls-cert", required_argument, 0, 'C'}, {"tls-key", required_argument, 0, 'K'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {"rate-limit", required_argument, 0, 'r'},
+        {"rate-limit-auth", required_argument, 0, 'R'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -96,6 +108,8 @@ int main(int argc, char **argv)
         case 'C': cfg.http.tls_cert = optarg; break;
         case 'K': cfg.http.tls_key = optarg; break;
         case 'q': cfg.log_requests = false; break;
+        case 'r': cfg.rate_limit = (unsigned)atoi(optarg); break;
+        case 'R': cfg.rate_limit_auth = (unsigned)atoi(optarg); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }

@@ -8,25 +8,26 @@
 
 #define R(m, p, h) {m, p, (void *)(h), 0}
 #define R_NOCRED(m, p, h) {m, p, (void *)(h), API_NO_CREDENTIALS}
+#define R_FLAGS(m, p, h, f) {m, p, (void *)(h), f}
 
 const rt_route api_routes[] = {
-    R("GET", "/health", health_live),
-    R("GET", "/ready", health_ready),
-    R("GET", "/metrics", health_metrics),
+    R_FLAGS("GET", "/health", health_live, API_RL_EXEMPT),
+    R_FLAGS("GET", "/ready", health_ready, API_RL_EXEMPT),
+    R_FLAGS("GET", "/metrics", health_metrics, API_RL_EXEMPT),
     R("GET", "/api/v1/watches", watches_list),
     R("GET", "/api/v1/watches/brands-summary", watches_brands_summary),
     R("GET", "/api/v1/watches/brands", watches_brands),
     R("GET", "/api/v1/watches/:id", watches_get),
-    R_NOCRED("POST", "/api/v1/auth/register", accounts_register),
-    R_NOCRED("POST", "/api/v1/auth/login", accounts_login),
-    R_NOCRED("POST", "/api/v1/auth/refresh", accounts_refresh),
+    R_FLAGS("POST", "/api/v1/auth/register", accounts_register, API_NO_CREDENTIALS | API_RL_AUTH),
+    R_FLAGS("POST", "/api/v1/auth/login", accounts_login, API_NO_CREDENTIALS | API_RL_AUTH),
+    R_FLAGS("POST", "/api/v1/auth/refresh", accounts_refresh, API_NO_CREDENTIALS | API_RL_EXEMPT),
     R_NOCRED("POST", "/api/v1/auth/logout", accounts_logout),
     R("GET", "/api/v1/auth/me", accounts_me),
     R("POST", "/api/v1/orders", orders_place),
     R("GET", "/api/v1/orders/my", orders_mine),
     R("GET", "/api/v1/orders/:id", orders_get),
     R("POST", "/api/v1/chat", health_not_implemented),
-    R("GET", "/api/v1/chat/:runId", health_not_implemented),
+    R_FLAGS("GET", "/api/v1/chat/:runId", health_not_implemented, API_RL_EXEMPT),
     R("GET", "/api/v1/search", health_not_implemented),
 };
 

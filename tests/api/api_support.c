@@ -134,6 +134,10 @@ void ta_server_start(ta_server *srv, const ta_store *s, const char *const *extra
         argv[n++] = a2;
         argv[n++] = a3;
         argv[n++] = a4;
+        /* Tests make many requests from one address; limits are tested
+         * with their own (later arguments win). */
+        argv[n++] = "--rate-limit=1000000";
+        argv[n++] = "--rate-limit-auth=1000000";
         for (int i = 0; extra && extra[i] && n < 31; i++)
             argv[n++] = extra[i];
         argv[n] = NULL;
