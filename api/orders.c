@@ -268,29 +268,24 @@ void orders_place(api_req *r)
 /* ------------------------------------------------------------ GET */
 
 /* Whether the sender may read order o (API.md "Who may read an order");
- * answers 401/404 itself when not. */
-static bool may_read(api_req *r, const auth_who *who, const proj_cache_order *o)
+ * answers 401/404 itself when not. The order token given when the order was
+ * placed (guest orders, the legacy checkout) opens it too. */
+bool orders_may_read(api_req *r, const auth_who *who, const proj_cache_order *o)
 {
     if (who->present && who->role >= AUTH_AGENT)
         return true;
-    if (o->customer_id) {
-        if (!who->present) {
-            reply_error(r, 401, "unauthorized", "Authentication required", NULL);
-            return false;
-        }
-        if (who->customer_id == o->customer_id)
-            return true;
-    } else {
-        h2o_iovec_t t = req_header(r->h, "x-order-token");
+    if (o->customer_id && who->present && who->customer_id == o->customer_id)
+        return true;
+    h2o_iovec_t t = req_header(r->h, "x-order-token");
+    if (t.len && o->guest_token_hash.n == 64) {
         char hash[65];
-        if (t.len && o->guest_token_hash.n == 64) {
-            sha256_hex(t.base, t.len, hash);
-            if (CRYPTO_memcmp(hash, o->guest_token_hash.p, 64) == 0)
-                return true;
-        } else if (!who->present && !t.len) {
-            reply_error(r, 401, "unauthorized", "Authentication required", NULL);
-            return false;
-        }
+        sha256_hex(t.base, t.len, hash);
+        if (CRYPTO_memcmp(hash, o->guest_token_hash.p, 64) == 0)
+            return true;
+    }
+    if (!who->present && !t.len) {
+        reply_error(r, 401, "unauthorized", "Authentication required", NULL);
+        return false;
     }
     reply_error(r, 404, "not_found", "Order not found", NULL);
     return false;
@@ -310,7 +305,7 @@ void orders_get(api_req *r)
         reply_error(r, 404, "not_found", "Order not found", NULL);
     else if (rc)
         reply_error(r, 503, "unavailable", "Orders cannot be read right now", NULL);
-    else if (may_read(r, &who, &o)) {
+    else if (orders_may_read(r, &who, &o)) {
         if (proj_cache_order_render(&o, false, &out) == 0)
             reply_json(r, 200, (const char *)out.p, out.len);
         else

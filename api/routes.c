@@ -2,6 +2,7 @@
  * First match wins, so fixed paths come before ":id" ones. */
 #include "accounts.h"
 #include "api.h"
+#include "checkout.h"
 #include "health.h"
 #include "orders.h"
 #include "watches.h"
@@ -24,6 +25,8 @@ const rt_route api_routes[] = {
     R_NOCRED("POST", "/api/v1/auth/logout", accounts_logout),
     R("GET", "/api/v1/auth/me", accounts_me),
     R("POST", "/api/v1/orders", orders_place),
+    R("POST", "/api/v1/checkout", checkout_place),
+    R("GET", "/api/v1/checkout/orders/:id", checkout_get),
     R("GET", "/api/v1/orders/my", orders_mine),
     R("GET", "/api/v1/orders/:id", orders_get),
     R("POST", "/api/v1/chat", health_not_implemented),

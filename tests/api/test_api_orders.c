@@ -298,3 +298,69 @@ Test(api_orders, concurrent_orders_for_the_last_unit_one_wins)
     cr_assert_eq(won, 1, "exactly one order gets the last unit");
     cr_assert_eq(lost, N - 1);
 }
+
+Test(api_orders, the_legacy_checkout_and_its_read_route)
+{
+    char body[768], path[96], tok[128];
+    snprintf(body, sizeof body,
+             "{\"customer\":{\"email\":\"buyer@example.com\",\"full_name\":\"Bea Buyer\","
+             "\"phone\":\"+41 44 000 00 00\",\"address\":\"Limmatquai 2\"},"
+             "\"items\":[{\"watch_id\":\"%s\",\"quantity\":2}]}",
+             w0);
+    json_t *o = call("POST", "/api/v1/checkout", body, NULL, 201);
+    cr_assert(json_is_true(json_object_get(o, "success")));
+    cr_assert_str_eq(str(o, "message"), "Order created successfully");
+    cr_assert(json_is_number(json_object_get(o, "total")));
+    cr_assert_eq(json_number_value(json_object_get(o, "total")), 790.0);
+    long long id = (long long)json_integer_value(json_object_get(o, "order_id"));
+    char inv[32];
+    snprintf(inv, sizeof inv, "-%05lld", id);
+    cr_assert_not_null(strstr(str(o, "invoice_number"), inv), "%s", str(o, "invoice_number"));
+    cr_assert_eq(strncmp(str(o, "invoice_number"), "INV-20", 6), 0);
+    json_t *item = json_array_get(json_object_get(o, "items"), 0);
+    cr_assert_str_eq(str(item, "watch_name"), "Longines Spirit");
+    cr_assert(json_is_number(json_object_get(item, "subtotal")));
+    snprintf(tok, sizeof tok, "X-Order-Token: %s", str(o, "order_token"));
+    json_decref(o);
+
+    snprintf(path, sizeof path, "/api/v1/checkout/orders/%lld", id);
+    json_decref(call("GET", path, NULL, NULL, 401));
+    const char *h[] = {tok, NULL};
+    json_t *got = call("GET", path, NULL, h, 200);
+    json_t *order = json_object_get(got, "order");
+    cr_assert_str_eq(str(order, "email"), "buyer@example.com");
+    cr_assert_str_eq(str(order, "full_name"), "Bea Buyer");
+    cr_assert_str_eq(str(order, "phone"), "+41 44 000 00 00");
+    cr_assert_str_eq(str(order, "total_amount"), "790.00");
+    json_t *gi = json_array_get(json_object_get(got, "items"), 0);
+    cr_assert_str_eq(str(gi, "brand"), "Longines");
+    cr_assert_str_eq(str(gi, "unit_price"), "395.00");
+    long long customer = (long long)json_integer_value(json_object_get(order, "customer_id"));
+    json_decref(got);
+
+    /* The same buyer again: the same customer, no second account. */
+    o = call("POST", "/api/v1/checkout", body, NULL, 201);
+    snprintf(path, sizeof path, "/api/v1/checkout/orders/%lld",
+             (long long)json_integer_value(json_object_get(o, "order_id")));
+    json_decref(o);
+    const char *admin[] = {bearer(3, "boss@example.com"), NULL};
+    got = call("GET", path, NULL, admin, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(got, "order"), "customer_id")),
+                 customer);
+    json_decref(got);
+
+    snprintf(body, sizeof body,
+             "{\"customer\":{\"email\":\"buyer@example.com\",\"full_name\":\"Bea Buyer\"},"
+             "\"items\":[{\"watch_id\":\"%s\",\"quantity\":5}]}",
+             w1);
+    json_t *e = call("POST", "/api/v1/checkout", body, NULL, 400);
+    cr_assert_str_eq(str(e, "code"), "insufficient_stock");
+    json_decref(e);
+    e = call("POST", "/api/v1/checkout",
+             "{\"customer\":{\"email\":\"buyer@example.com\",\"full_name\":\"Bea Buyer\"},"
+             "\"items\":[{\"watch_id\":\"00000000-0000-4000-8000-00000000000a\",\"quantity\":1}]}",
+             NULL, 404);
+    cr_assert_str_eq(str(e, "error"), "Watch not found: 00000000-0000-4000-8000-00000000000a");
+    json_decref(e);
+    json_decref(call("POST", "/api/v1/checkout", "{\"items\":[]}", NULL, 400));
+}
