@@ -26,7 +26,7 @@
 #include "migrate.h"
 
 /* A table's new rows are sent as soon as this many bytes are waiting. */
-#define PROJ_PG_STREAM_AT (64 * 1024)
+#define PROJ_PG_STREAM_AT (256 * 1024)
 
 enum { T_WATCHES, T_CUSTOMERS, T_ORDERS, T_ITEMS, T_INVOICES, T_MOVES, T_PAYMENTS, T_COUNT };
 
