@@ -4,6 +4,7 @@
  * application, serves until SIGTERM or SIGINT, then stops gracefully: it
  * stops accepting, lets requests in flight finish, and exits 0.
  */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,10 +38,20 @@ static const char usage[] =
     "  --tls-cert FILE, --tls-key FILE  serve HTTPS (and HTTP/2) with this PEM\n"
     "                   certificate and key\n"
     "  --quiet          no log line per request\n"
+    "  --request-timeout-ms N  a client must send a request's headers and body\n"
+    "                   within this time (default: 10000)\n"
+    "  --max-connections N  open connections at most; more are closed at once\n"
+    "                   (default: 10000)\n"
     "  --rate-limit N   requests per window per client address and per user on\n"
     "                   /api/v1 (default: $RATE_LIMIT, else 100; 0: no limit)\n"
     "  --rate-limit-auth N  the same for login and register (default:\n"
     "                   $RATE_LIMIT_AUTH, else 20)\n"
+    "  --stripe-api-base URL  Stripe's API (default: $STRIPE_API_BASE, else\n"
+    "                   https://api.stripe.com)\n"
+    "  --stripe-webhook-tolerance S  how far a webhook signature's timestamp may\n"
+    "                   be from now (default: $STRIPE_WEBHOOK_TOLERANCE_S, else 300)\n"
+    "  --paypal-api-base URL  PayPal's API (default: $PAYPAL_API_BASE, else\n"
+    "                   https://api-m.sandbox.paypal.com)\n"
     "  -h, --help       this text\n"
     "\n"
     "Environment: CORS_ORIGIN (comma-separated origins allowed besides\n"
@@ -50,6 +61,9 @@ static const char usage[] =
     "RS256/ES256 tokens are accepted, roles from realm_access.roles);\n"
     "RATE_LIMIT_WINDOW_S (the rate limits' window, default 900); TRUST_PROXY=1\n"
     "(behind a proxy: the client is X-Forwarded-For's first hop).\n"
+    "Payments, keys from the environment only (never options, which `ps` shows):\n"
+    "STRIPE_SECRET_KEY (sk_...), STRIPE_WEBHOOK_SECRET (whsec_...), PAYPAL_CLIENT_ID\n"
+    "and PAYPAL_CLIENT_SECRET; a provider without its keys answers 503.\n"
     "\n"
     "It prints `listening on http://ADDR:PORT` on standard output when ready;\n"
     "log lines are JSON on standard error.\n"
@@ -83,6 +97,13 @@ int main(int argc, char **argv)
     cfg.rate_window_s = (unsigned)atoi(env_or("RATE_LIMIT_WINDOW_S", "900"));
     cfg.trust_proxy = atoi(env_or("TRUST_PROXY", "0")) != 0;
     cfg.log_requests = true;
+    cfg.stripe_api_base = env_or("STRIPE_API_BASE", "https://api.stripe.com");
+    cfg.stripe_secret_key = env_or("STRIPE_SECRET_KEY", NULL);
+    cfg.stripe_webhook_secret = env_or("STRIPE_WEBHOOK_SECRET", NULL);
+    cfg.stripe_webhook_tolerance_s = (unsigned)atoi(env_or("STRIPE_WEBHOOK_TOLERANCE_S", "300"));
+    cfg.paypal_api_base = env_or("PAYPAL_API_BASE", "https://api-m.sandbox.paypal.com");
+    cfg.paypal_client_id = env_or("PAYPAL_CLIENT_ID", NULL);
+    cfg.paypal_client_secret = env_or("PAYPAL_CLIENT_SECRET", NULL);
     static const struct option lo[] = {
         {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},  {"cache", required_argument, 0, 'c'},
@@ -92,7 +113,12 @@ int main(int argc, char **argv)
         {"tls-cert", required_argument, 0, 'C'}, {"tls-key", required_argument, 0, 'K'},
         {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
         {"rate-limit", required_argument, 0, 'r'},
+        {"request-timeout-ms", required_argument, 0, 'T'},
+        {"max-connections", required_argument, 0, 'M'},
         {"rate-limit-auth", required_argument, 0, 'R'},
+        {"stripe-api-base", required_argument, 0, 1001},
+        {"stripe-webhook-tolerance", required_argument, 0, 1002},
+        {"paypal-api-base", required_argument, 0, 1003},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -109,7 +135,12 @@ int main(int argc, char **argv)
         case 'K': cfg.http.tls_key = optarg; break;
         case 'q': cfg.log_requests = false; break;
         case 'r': cfg.rate_limit = (unsigned)atoi(optarg); break;
+        case 'T': cfg.http.req_timeout_ms = (unsigned)atoi(optarg); break;
+        case 'M': cfg.http.max_conns = (unsigned)atoi(optarg); break;
         case 'R': cfg.rate_limit_auth = (unsigned)atoi(optarg); break;
+        case 1001: cfg.stripe_api_base = optarg; break;
+        case 1002: cfg.stripe_webhook_tolerance_s = (unsigned)atoi(optarg); break;
+        case 1003: cfg.paypal_api_base = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -127,6 +158,7 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: payments call out */
     char err[1024];
     api_app *app;
     if (api_app_open(&cfg, &app, err, sizeof err) != 0) {
@@ -149,6 +181,7 @@ int main(int argc, char **argv)
     srv_stop(s, 10000);
     srv_free(s);
     api_app_close(app);
+    curl_global_cleanup();
     jlog(stderr, "info", "stopped", NULL);
     return 0;
 }

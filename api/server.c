@@ -173,7 +173,7 @@ static void on_accept(uv_stream_t *listener, int status)
     atomic_fetch_add(&t->s->conns, 1);
     t->conns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-        atomic_load(&t->s->conns) > t->s->cfg.max_conns || atomic_load(&t->s->stopping)) {
+        atomic_load(&t->s->conns) > t->s->cfg.max_conns) {
         uv_close((uv_handle_t *)&c->tcp, on_conn_close);
         return;
     }
