@@ -132,8 +132,9 @@ static int swap(PGconn *db, char *err, size_t errlen)
         snprintf(sql, sizeof sql,
                  "DO $$ BEGIN IF to_regclass('public.%s') IS NOT NULL THEN"
                  " ALTER TABLE public.%s SET SCHEMA " RETIRED "; END IF; END $$;"
-                 " ALTER TABLE " SHADOW ".%s SET SCHEMA public",
-                 id, id, id);
+                 " ALTER TABLE " SHADOW ".%s SET SCHEMA public;"
+                 " ALTER TABLE public.%s RESET (autovacuum_enabled)",
+                 id, id, id, id);
         PQfreemem(id);
         rc = exec_ok(db, sql, err, errlen);
     }
@@ -171,14 +172,26 @@ int proj_pg_rebuild(log_t *log, const char *conninfo, size_t batch, proj_progres
         goto out;
     proj_pg_set_async_commit(shadow, true);
     proj_sink sink = proj_pg_sink(shadow);
-    if (drop_secondary(db, &idx, err, errlen) ||
+    /* No autovacuum on the shadow while it fills: the freshly loaded
+     * tables would draw it at once, and its locks would stall the swap
+     * (ANALYZE runs explicitly before the swap; the swap turns it back on). */
+    if (exec_ok(db, "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables"
+                    " WHERE schemaname = '" SHADOW "' LOOP EXECUTE format('ALTER TABLE "
+                    SHADOW ".%I SET (autovacuum_enabled = false)', t); END LOOP; END $$",
+                err, errlen) ||
+        drop_secondary(db, &idx, err, errlen) ||
         proj_fill(log, &sink, batch, fn, ud, st, err, errlen) ||
         restore_secondary(db, &idx, err, errlen))
         goto out;
     /* The live projector keeps going meanwhile; each attempt first catches
      * the shadow up again, then swaps. After the swap the live projector
      * carries on from the shadow's position. */
-    for (int attempt = 0; attempt < 50; attempt++) {
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int attempt = 0;; attempt++) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (attempt > 0 && now.tv_sec - t0.tv_sec > 120)
+            break; /* err holds the last attempt's reason */
         if (proj_fill(log, &sink, batch, fn, ud, st, err, errlen))
             goto out;
         if (swap(db, err, errlen) == 0) {
