@@ -21,6 +21,7 @@
 
 #include "api/b64.h"
 #include "api/jwt.h"
+#include "jwt_support.h"
 
 #define ISS "https://api.watchstore.test"
 #define AUD "watchstore-api"
@@ -37,118 +38,6 @@ static EVP_PKEY *RSA_K, *EC_K;
 static char OWN_KID[JWT_KID_LEN + 1];
 
 /* ------------------------------------------------------------ helpers */
-
-static char *b64url(const void *p, size_t n)
-{
-    size_t cap = b64_encoded_len(n) + 1;
-    char *s = malloc(cap);
-    cr_assert(s && b64_encode(B64_URL, p, n, s, cap) == 0);
-    return s;
-}
-
-static char *b64url_str(const char *s) { return b64url(s, strlen(s)); }
-
-/* header "." payload, both JSON text, base64url'd (malloc). */
-static char *signing_input(const char *header, const char *payload)
-{
-    char *h = b64url_str(header), *p = b64url_str(payload);
-    char *in = malloc(strlen(h) + strlen(p) + 2);
-    cr_assert(in);
-    sprintf(in, "%s.%s", h, p);
-    free(h);
-    free(p);
-    return in;
-}
-
-static char *join_sig(char *input, const uint8_t *sig, size_t n)
-{
-    char *s = b64url(sig, n);
-    char *tok = malloc(strlen(input) + strlen(s) + 2);
-    cr_assert(tok);
-    sprintf(tok, "%s.%s", input, s);
-    free(s);
-    free(input);
-    return tok;
-}
-
-static char *sign_hs(const char *header, const char *payload, const void *key, size_t keylen)
-{
-    char *in = signing_input(header, payload);
-    uint8_t mac[32];
-    size_t n = 0;
-    cr_assert(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, keylen, (uint8_t *)in,
-                        strlen(in), mac, sizeof mac, &n));
-    return join_sig(in, mac, n);
-}
-
-/* EVP_DigestSign with SHA-256: RSA PKCS#1 v1.5, or ECDSA in DER. */
-static size_t digest_sign(EVP_PKEY *k, const char *in, uint8_t *sig, size_t cap)
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    size_t n = cap;
-    cr_assert(md && EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, k, NULL) == 1);
-    cr_assert(EVP_DigestSign(md, sig, &n, (const uint8_t *)in, strlen(in)) == 1);
-    EVP_MD_CTX_free(md);
-    return n;
-}
-
-static char *sign_rs(const char *header, const char *payload, EVP_PKEY *k)
-{
-    char *in = signing_input(header, payload);
-    uint8_t sig[512];
-    size_t n = digest_sign(k, in, sig, sizeof sig);
-    return join_sig(in, sig, n);
-}
-
-/* ES256: JWS wants r || s; der keeps OpenSSL's DER (which must fail). */
-static char *sign_es(const char *header, const char *payload, EVP_PKEY *k, bool der)
-{
-    char *in = signing_input(header, payload);
-    uint8_t sig[128];
-    size_t n = digest_sign(k, in, sig, sizeof sig);
-    if (der)
-        return join_sig(in, sig, n);
-    const uint8_t *p = sig;
-    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
-    cr_assert(es);
-    uint8_t raw[64];
-    cr_assert(BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32) == 32);
-    cr_assert(BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32) == 32);
-    ECDSA_SIG_free(es);
-    return join_sig(in, raw, sizeof raw);
-}
-
-static char *bn_b64(EVP_PKEY *k, const char *param, int pad)
-{
-    BIGNUM *bn = NULL;
-    cr_assert(EVP_PKEY_get_bn_param(k, param, &bn) == 1);
-    uint8_t buf[1024];
-    int n = pad ? BN_bn2binpad(bn, buf, pad) : BN_bn2bin(bn, buf);
-    cr_assert(n > 0);
-    BN_free(bn);
-    return b64url(buf, (size_t)n);
-}
-
-static json_t *jwk_rsa(EVP_PKEY *k, const char *kid)
-{
-    char *n = bn_b64(k, OSSL_PKEY_PARAM_RSA_N, 0), *e = bn_b64(k, OSSL_PKEY_PARAM_RSA_E, 0);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "kid", kid, "use",
-                          "sig", "alg", "RS256", "n", n, "e", e);
-    free(n);
-    free(e);
-    return j;
-}
-
-static json_t *jwk_ec(EVP_PKEY *k, const char *kid, const char *crv, int coord)
-{
-    char *x = bn_b64(k, OSSL_PKEY_PARAM_EC_PUB_X, coord);
-    char *y = bn_b64(k, OSSL_PKEY_PARAM_EC_PUB_Y, coord);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "kid", kid, "crv", crv,
-                          "x", x, "y", y);
-    free(x);
-    free(y);
-    return j;
-}
 
 /* Loads a JWKS of these keys (stolen) into V; returns how many V then
  * holds, or -1 when set_jwks refused the document. */
@@ -175,8 +64,8 @@ static void setup(void)
     RSA_K = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     EC_K = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     cr_assert(RSA_K && EC_K);
-    cr_assert_eq(load_jwks(json_pack("[o, o]", jwk_rsa(RSA_K, RSA_KID),
-                                     jwk_ec(EC_K, EC_KID, "P-256", 32))),
+    cr_assert_eq(load_jwks(json_pack("[o, o]", tj_jwk_rsa(RSA_K, RSA_KID),
+                                     tj_jwk_ec(EC_K, EC_KID, "P-256", 32))),
                  2);
 }
 
@@ -243,21 +132,21 @@ static char *own_hdr(void)
 
 static char *legacy_token(const char *payload)
 {
-    return sign_hs(LEGACY_HDR, payload, LEGACY, strlen(LEGACY));
+    return tj_sign_hs(LEGACY_HDR, payload, LEGACY, strlen(LEGACY));
 }
 
 static char *rs_token(const char *kid, const char *payload)
 {
     char h[128];
     snprintf(h, sizeof h, "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
-    return sign_rs(h, payload, RSA_K);
+    return tj_sign_rs(h, payload, RSA_K);
 }
 
 static char *es_token(const char *kid, const char *payload, bool der)
 {
     char h[128];
     snprintf(h, sizeof h, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
-    return sign_es(h, payload, EC_K, der);
+    return tj_sign_es(h, payload, EC_K, der);
 }
 
 /* ------------------------------------------------------------ valid tokens */
@@ -366,7 +255,7 @@ Test(jwt, alg_none_refused)
     const char *hdrs[] = {"{\"alg\":\"none\"}", "{\"alg\":\"None\",\"typ\":\"JWT\"}",
                           "{\"alg\":\"NONE\"}", "{\"alg\":\"nOnE\",\"kid\":\"rsa-1\"}"};
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
-        char *in = signing_input(hdrs[i], OIDC_PAYLOAD);
+        char *in = tj_signing_input(hdrs[i], OIDC_PAYLOAD);
         char *tok = malloc(strlen(in) + 2);
         sprintf(tok, "%s.", in);
         cr_assert_eq(code_of(tok), JWT_EALG, "%s", hdrs[i]);
@@ -375,7 +264,7 @@ Test(jwt, alg_none_refused)
     }
     char h[128];
     snprintf(h, sizeof h, "{\"alg\":\"none\",\"kid\":\"%s\"}", OWN_KID);
-    char *tok = sign_hs(h, "{\"customer_id\":1,\"iss\":\"" ISS "\",\"aud\":\"" AUD
+    char *tok = tj_sign_hs(h, "{\"customer_id\":1,\"iss\":\"" ISS "\",\"aud\":\"" AUD
                            "\",\"exp\":1800000900}",
                         OWN_KEY, sizeof OWN_KEY);
     cr_assert_eq(code_free(tok), JWT_EALG);
@@ -387,12 +276,12 @@ Test(jwt, other_algs_refused)
     for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
         char h[96];
         snprintf(h, sizeof h, "{\"alg\":\"%s\",\"kid\":\"%s\"}", algs[i], OWN_KID);
-        char *tok = sign_hs(h, "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
+        char *tok = tj_sign_hs(h, "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
         cr_assert_eq(code_free(tok), JWT_EALG, "%s", algs[i]);
     }
-    char *tok = sign_hs("{\"alg\":5}", "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
+    char *tok = tj_sign_hs("{\"alg\":5}", "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
     cr_assert_eq(code_free(tok), JWT_EMALFORMED);
-    tok = sign_hs("{\"typ\":\"JWT\"}", "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
+    tok = tj_sign_hs("{\"typ\":\"JWT\"}", "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
     cr_assert_eq(code_free(tok), JWT_EMALFORMED);
 }
 
@@ -411,16 +300,16 @@ Test(jwt, hs256_with_public_key_as_secret_refused)
         size_t len;
     } keys[] = {{pem, (size_t)pem_len}, {der, (size_t)der_len}};
     for (size_t i = 0; i < 2; i++) {
-        char *tok = sign_hs("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"" RSA_KID "\"}",
+        char *tok = tj_sign_hs("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"" RSA_KID "\"}",
                             OIDC_PAYLOAD, keys[i].key, keys[i].len);
         cr_assert_eq(code_free(tok), JWT_EALG);
-        tok = sign_hs(LEGACY_HDR, OIDC_PAYLOAD, keys[i].key, keys[i].len);
+        tok = tj_sign_hs(LEGACY_HDR, OIDC_PAYLOAD, keys[i].key, keys[i].len);
         cr_assert_eq(code_free(tok), JWT_ESIGNATURE);
     }
     /* And the EC key's point. */
     uint8_t *ecder = NULL;
     int ecder_len = i2d_PUBKEY(EC_K, &ecder);
-    char *tok = sign_hs("{\"alg\":\"HS256\",\"kid\":\"" EC_KID "\"}", OIDC_PAYLOAD, ecder,
+    char *tok = tj_sign_hs("{\"alg\":\"HS256\",\"kid\":\"" EC_KID "\"}", OIDC_PAYLOAD, ecder,
                         (size_t)ecder_len);
     cr_assert_eq(code_free(tok), JWT_EALG);
     OPENSSL_free(ecder);
@@ -450,11 +339,11 @@ Test(jwt, es256_der_signature_refused)
 Test(jwt, unknown_kid)
 {
     cr_assert_eq(code_free(rs_token("rsa-2", OIDC_PAYLOAD)), JWT_EKID);
-    char *tok = sign_hs("{\"alg\":\"HS256\",\"kid\":\"nope\"}", OIDC_PAYLOAD, OWN_KEY,
+    char *tok = tj_sign_hs("{\"alg\":\"HS256\",\"kid\":\"nope\"}", OIDC_PAYLOAD, OWN_KEY,
                         sizeof OWN_KEY);
     cr_assert_eq(code_free(tok), JWT_EKID);
     /* RS256 without a kid: no key to choose. */
-    tok = sign_rs("{\"alg\":\"RS256\"}", OIDC_PAYLOAD, RSA_K);
+    tok = tj_sign_rs("{\"alg\":\"RS256\"}", OIDC_PAYLOAD, RSA_K);
     cr_assert_eq(code_free(tok), JWT_EKID);
 }
 
@@ -462,10 +351,10 @@ Test(jwt, jwks_refresh_replaces_the_set)
 {
     EVP_PKEY *rsa2 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     cr_assert(rsa2);
-    cr_assert_eq(load_jwks(json_pack("[o]", jwk_rsa(rsa2, "rsa-2"))), 1);
+    cr_assert_eq(load_jwks(json_pack("[o]", tj_jwk_rsa(rsa2, "rsa-2"))), 1);
     cr_assert_eq(code_free(rs_token(RSA_KID, OIDC_PAYLOAD)), JWT_EKID);
     cr_assert_eq(code_free(es_token(EC_KID, OIDC_PAYLOAD, false)), JWT_EKID);
-    char *tok = sign_rs("{\"alg\":\"RS256\",\"kid\":\"rsa-2\"}", OIDC_PAYLOAD, rsa2);
+    char *tok = tj_sign_rs("{\"alg\":\"RS256\",\"kid\":\"rsa-2\"}", OIDC_PAYLOAD, rsa2);
     cr_assert_eq(code_free(tok), JWT_OK);
     /* A bad document keeps the old set. */
     char err[128];
@@ -479,7 +368,7 @@ Test(jwt, jwks_refresh_replaces_the_set)
                                      "c2VjcmV0")),
                  -1);
     cr_assert_eq(jwt_verifier_key_count(V), 1);
-    tok = sign_rs("{\"alg\":\"RS256\",\"kid\":\"rsa-2\"}", OIDC_PAYLOAD, rsa2);
+    tok = tj_sign_rs("{\"alg\":\"RS256\",\"kid\":\"rsa-2\"}", OIDC_PAYLOAD, rsa2);
     cr_assert_eq(code_free(tok), JWT_OK);
     EVP_PKEY_free(rsa2);
 }
@@ -489,27 +378,27 @@ Test(jwt, jwks_skips_unusable_keys)
     EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
     EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
     cr_assert(small && p384);
-    json_t *enc = jwk_rsa(RSA_K, "enc-1");
+    json_t *enc = tj_jwk_rsa(RSA_K, "enc-1");
     json_object_set_new(enc, "use", json_string("enc"));
-    json_t *rs384 = jwk_rsa(RSA_K, "rs384");
+    json_t *rs384 = tj_jwk_rsa(RSA_K, "rs384");
     json_object_set_new(rs384, "alg", json_string("RS384"));
-    json_t *nokid = jwk_rsa(RSA_K, "x");
+    json_t *nokid = tj_jwk_rsa(RSA_K, "x");
     json_object_del(nokid, "kid");
-    json_t *offcurve = jwk_ec(EC_K, "off", "P-256", 32);
+    json_t *offcurve = tj_jwk_ec(EC_K, "off", "P-256", 32);
     json_object_set_new(offcurve, "y", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE"));
-    json_t *badb64 = jwk_rsa(RSA_K, "pad");
+    json_t *badb64 = tj_jwk_rsa(RSA_K, "pad");
     json_object_set_new(badb64, "e", json_string("AQAB="));
     json_t *keys = json_pack(
-        "[o, o, o, o, o, o, o, {s:s, s:s, s:s}, o, o]", jwk_rsa(small, "small"),
-        jwk_ec(p384, "p384", "P-384", 48), jwk_ec(p384, "p384b", "P-256", 48), enc, rs384,
+        "[o, o, o, o, o, o, o, {s:s, s:s, s:s}, o, o]", tj_jwk_rsa(small, "small"),
+        tj_jwk_ec(p384, "p384", "P-384", 48), tj_jwk_ec(p384, "p384b", "P-256", 48), enc, rs384,
         nokid, offcurve, "kty", "oct", "kid", "hmac", "k", "c2VjcmV0", badb64,
-        jwk_ec(EC_K, "ec-ok", "P-256", 32));
+        tj_jwk_ec(EC_K, "ec-ok", "P-256", 32));
     cr_assert(keys);
     cr_assert_eq(load_jwks(keys), 1);
     cr_assert_eq(code_free(es_token("ec-ok", OIDC_PAYLOAD, false)), JWT_OK);
     cr_assert_eq(code_free(rs_token("enc-1", OIDC_PAYLOAD)), JWT_EKID);
     cr_assert_eq(code_free(rs_token("rs384", OIDC_PAYLOAD)), JWT_EKID);
-    char *tok = sign_hs("{\"alg\":\"HS256\",\"kid\":\"hmac\"}", OIDC_PAYLOAD, "secret", 6);
+    char *tok = tj_sign_hs("{\"alg\":\"HS256\",\"kid\":\"hmac\"}", OIDC_PAYLOAD, "secret", 6);
     cr_assert_eq(code_free(tok), JWT_EKID);
     EVP_PKEY_free(small);
     EVP_PKEY_free(p384);
@@ -521,7 +410,7 @@ Test(jwt, oidc_refused_when_not_configured)
     cr_assert(own_only);
     jwt_verifier *saved = V;
     V = own_only;
-    cr_assert_eq(load_jwks(json_pack("[o]", jwk_rsa(RSA_K, RSA_KID))), 1);
+    cr_assert_eq(load_jwks(json_pack("[o]", tj_jwk_rsa(RSA_K, RSA_KID))), 1);
     cr_assert_eq(code_free(rs_token(RSA_KID, OIDC_PAYLOAD)), JWT_EKID);
     V = saved;
     jwt_verifier_free(own_only);
@@ -699,7 +588,7 @@ Test(jwt, tampered_payload)
     json_t *cl = own_claims();
     json_object_set_new(cl, "customer_id", json_integer(1));
     char *text = json_dumps(cl, JSON_COMPACT);
-    char *p = b64url_str(text);
+    char *p = tj_b64url_str(text);
     cr_assert_eq(code_free(swap_part(tok, 1, p)), JWT_ESIGNATURE);
     free(p);
     free(text);
@@ -707,7 +596,7 @@ Test(jwt, tampered_payload)
     free(tok);
 
     char *rs = rs_token(RSA_KID, OIDC_PAYLOAD);
-    p = b64url_str("{\"iss\":\"" OIDC_ISS "\",\"aud\":\"" OIDC_AUD "\",\"exp\":1900000000}");
+    p = tj_b64url_str("{\"iss\":\"" OIDC_ISS "\",\"aud\":\"" OIDC_AUD "\",\"exp\":1900000000}");
     cr_assert_eq(code_free(swap_part(rs, 1, p)), JWT_ESIGNATURE);
     free(p);
     free(rs);
@@ -776,7 +665,7 @@ Test(jwt, malformed)
     const char *bad_payloads[] = {"not json", "[1,2]", "\"str\"", "{\"exp\":1} x",
                                   "{\"exp\":1800000900,\"exp\":1800000900}", ""};
     for (size_t i = 0; i < sizeof bad_payloads / sizeof bad_payloads[0]; i++) {
-        char *t = sign_hs(own_hdr(), bad_payloads[i], OWN_KEY, sizeof OWN_KEY);
+        char *t = tj_sign_hs(own_hdr(), bad_payloads[i], OWN_KEY, sizeof OWN_KEY);
         cr_assert_eq(code_free(t), JWT_EMALFORMED, "%s", bad_payloads[i]);
     }
     const char *bad_headers[] = {"[\"HS256\"]", "{\"alg\":\"HS256\"", "null",
@@ -784,7 +673,7 @@ Test(jwt, malformed)
                                  "{\"alg\":\"HS256\",\"crit\":[\"b64\"]}",
                                  "{\"alg\":\"HS256\",\"kid\":7}"};
     for (size_t i = 0; i < sizeof bad_headers / sizeof bad_headers[0]; i++) {
-        char *t = sign_hs(bad_headers[i], "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
+        char *t = tj_sign_hs(bad_headers[i], "{\"exp\":1800000900}", OWN_KEY, sizeof OWN_KEY);
         cr_assert_eq(code_free(t), JWT_EMALFORMED, "%s", bad_headers[i]);
     }
     free(good);
