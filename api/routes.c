@@ -2,6 +2,7 @@
  * First match wins, so fixed paths come before ":id" ones. */
 #include "accounts.h"
 #include "api.h"
+#include "apidocs.h"
 #include "checkout.h"
 #include "health.h"
 #include "orders.h"
@@ -15,6 +16,7 @@ const rt_route api_routes[] = {
     R_FLAGS("GET", "/health", health_live, API_RL_EXEMPT),
     R_FLAGS("GET", "/ready", health_ready, API_RL_EXEMPT),
     R_FLAGS("GET", "/metrics", health_metrics, API_RL_EXEMPT),
+    R("GET", "/api-docs", apidocs_serve),
     R("GET", "/api/v1/watches", watches_list),
     R("GET", "/api/v1/watches/brands-summary", watches_brands_summary),
     R("GET", "/api/v1/watches/brands", watches_brands),
