@@ -26,6 +26,7 @@ struct cmd_call {
     bool wait_cache;
     int refs;             /* the request's and the writer's (loop thread only) */
     uint64_t answered_ms;
+    uint64_t submitted_us;
     cmd_call *next;
     arena_block *arena;
 };
@@ -52,7 +53,15 @@ struct cmd_bus {
     bool running;
     cmd_loop *loops;
     atomic_uint_fast64_t cache_pos; /* the cache's applied position, as last read */
+    atomic_uint_fast64_t answered, wait_us, end_pos;
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static uint64_t now_ms(void)
 {
@@ -170,8 +179,15 @@ dec_line_in *cmd_lines(cmd_call *c, size_t n)
 static void on_written(wr_req *w, void *ud)
 {
     cmd_call *c = ud;
-    cmd_loop *l = &c->bus->loops[c->loop];
-    (void)w;
+    cmd_bus *b = c->bus;
+    cmd_loop *l = &b->loops[c->loop];
+    atomic_fetch_add(&b->answered, 1);
+    atomic_fetch_add(&b->wait_us, mono_us() - c->submitted_us);
+    if (w->err == 0 && w->out.n_ev) {
+        uint64_t end = w->out.last_pos + 1, cur = atomic_load(&b->end_pos);
+        while (end > cur && !atomic_compare_exchange_weak(&b->end_pos, &cur, end)) {
+        }
+    }
     pthread_mutex_lock(&l->mu);
     c->next = NULL;
     if (l->answered_tail)
@@ -376,6 +392,15 @@ bool cmd_bus_busy(cmd_bus *b, int index) { return b->loops[index].in_flight > 0;
 
 uint64_t cmd_bus_batches(cmd_bus *b) { return wr_batches(b->w); }
 
+void cmd_bus_stats(cmd_bus *b, cmd_stats *out)
+{
+    out->batches = wr_batches(b->w);
+    out->commands = atomic_load(&b->answered);
+    out->wait_s = (double)atomic_load(&b->wait_us) / 1e6;
+    out->end_pos = atomic_load(&b->end_pos);
+    out->cache_pos = refresh_cache_pos(b);
+}
+
 void cmd_bus_close(cmd_bus *b)
 {
     if (!b)
@@ -401,6 +426,7 @@ void cmd_submit(cmd_bus *b, int index, cmd_call *c, bool wait_cache, cmd_done_fn
     c->wait_cache = wait_cache;
     c->wr.done = on_written;
     c->wr.ud = c;
+    c->submitted_us = mono_us();
     b->loops[index].in_flight++;
     if (wr_queue_push(&b->q, &c->wr) != 0) {
         /* Closed: shutting down. Answer at once with an error. */

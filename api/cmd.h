@@ -53,6 +53,15 @@ void cmd_bus_detach(cmd_bus *b, int index);
 bool cmd_bus_busy(cmd_bus *b, int index);
 /* Stops taking commands, lets the writer finish, closes the log. */
 void cmd_bus_close(cmd_bus *b);
+typedef struct cmd_stats {
+    uint64_t batches;       /* group commits */
+    uint64_t commands;      /* commands answered */
+    double wait_s;          /* their time from submission until durable, summed */
+    uint64_t end_pos;       /* after the last event appended (0: none yet) */
+    uint64_t cache_pos;     /* the cache's applied position, as last read */
+} cmd_stats;
+void cmd_bus_stats(cmd_bus *b, cmd_stats *out);
+
 /* The writer's state, for reads that need it (the writer's thread owns
  * it: only from that thread, or for values that are set once). */
 uint64_t cmd_bus_batches(cmd_bus *b);

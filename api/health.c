@@ -26,6 +26,11 @@ void health_metrics(api_req *r)
     proj_cache_stats st;
     if (proj_cache_get_stats(r->app->cache, &st) == 0)
         met_set_low_stock(r->app->metrics, st.low_stock);
+    cmd_stats cs;
+    cmd_bus_stats(r->app->bus, &cs);
+    met_set_writer(r->app->metrics, cs.batches, cs.commands, cs.wait_s);
+    met_set_projection_lag(r->app->metrics,
+                           cs.end_pos > cs.cache_pos ? cs.end_pos - cs.cache_pos : 0);
     ev_buf b = {0};
     if (met_render(r->app->metrics, &b) != 0) {
         ev_buf_free(&b);

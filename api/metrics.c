@@ -100,12 +100,11 @@ void met_order_created(met_registry *m, int64_t total_minor)
                               memory_order_relaxed);
 }
 
-void met_writer_batch(met_registry *m, size_t commands, double append_ms)
+void met_set_writer(met_registry *m, uint64_t batches, uint64_t commands, double seconds)
 {
-    atomic_fetch_add_explicit(&m->batches, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->batch_commands, commands, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->append_us, (uint_fast64_t)(append_ms * 1000),
-                              memory_order_relaxed);
+    atomic_store_explicit(&m->batches, batches, memory_order_relaxed);
+    atomic_store_explicit(&m->batch_commands, commands, memory_order_relaxed);
+    atomic_store_explicit(&m->append_us, (uint_fast64_t)(seconds * 1e6), memory_order_relaxed);
 }
 
 void met_set_low_stock(met_registry *m, uint64_t n)
@@ -205,7 +204,8 @@ int met_render(met_registry *m, ev_buf *out)
                "# TYPE writer_batches_total counter\nwriter_batches_total %llu\n"
                "# HELP writer_batch_commands_total Commands in those group commits.\n"
                "# TYPE writer_batch_commands_total counter\nwriter_batch_commands_total %llu\n"
-               "# HELP writer_append_seconds_total Time spent making batches durable.\n"
+               "# HELP writer_append_seconds_total Time commands waited from submission until\n"
+               "# durable, summed (divide by writer_batch_commands_total for the mean).\n"
                "# TYPE writer_append_seconds_total counter\nwriter_append_seconds_total %.6f\n"
                "# HELP projection_lag_events Events appended but not yet in the cache.\n"
                "# TYPE projection_lag_events gauge\nprojection_lag_events %llu\n",

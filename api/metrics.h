@@ -32,7 +32,10 @@ void met_request(met_registry *m, int route, const char *method, size_t mlen, in
                  double ms);
 void met_in_flight(met_registry *m, int delta);
 void met_order_created(met_registry *m, int64_t total_minor);
-void met_writer_batch(met_registry *m, size_t commands, double append_ms);
+/* The writer's totals so far (set before rendering by their owner):
+ * group commits, commands in them, and the seconds commands spent from
+ * submission until durable, summed. */
+void met_set_writer(met_registry *m, uint64_t batches, uint64_t commands, double seconds);
 /* Gauges read when rendering (set by their owners). */
 void met_set_low_stock(met_registry *m, uint64_t n);
 void met_set_projection_lag(met_registry *m, uint64_t events);

@@ -364,3 +364,47 @@ Test(api_orders, the_legacy_checkout_and_its_read_route)
     json_decref(e);
     json_decref(call("POST", "/api/v1/checkout", "{\"items\":[]}", NULL, 400));
 }
+
+typedef struct find_corr {
+    const char *corr;
+    int found;
+} find_corr;
+
+static int match_corr(void *ud, const log_rec *rec)
+{
+    find_corr *f = ud;
+    ev_dec *d = ev_dec_new();
+    ev_event ev;
+    if (ev_decode(d, rec->data, rec->len, rec->pos, &ev) == 0 &&
+        ev.env.type == EV_T_ORDER_PLACED && ev.env.correlation.n == strlen(f->corr) &&
+        memcmp(ev.env.correlation.p, f->corr, ev.env.correlation.n) == 0 &&
+        ev.env.actor.n == 10 && memcmp(ev.env.actor.p, "customer:1", 10) == 0)
+        f->found++;
+    ev_dec_free(d);
+    return 0;
+}
+
+Test(api_orders, the_correlation_id_reaches_the_events_and_metrics_count)
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"items\":[{\"watch_id\":\"%s\",\"quantity\":1,\"unit_price\":\"395.00\"}]}", w0);
+    const char *h[] = {"X-Correlation-Id: corr-order-77", bearer(1, "one@example.com"), NULL};
+    json_decref(call("POST", "/api/v1/orders", body, h, 201));
+    char err[256];
+    log_t *log;
+    cr_assert_eq(log_open(store.uri, LOG_READ, &log, err, sizeof err), 0, "%s", err);
+    find_corr f = {"corr-order-77", 0};
+    uint64_t next;
+    cr_assert_geq(log_scan(log, 0, 0, match_corr, &f, &next), 0);
+    log_close(log);
+    cr_assert_eq(f.found, 1, "order.placed carries the request's correlation id and actor");
+
+    ta_resp r;
+    ta_request(&srv, "GET", "/metrics", NULL, NULL, &r);
+    cr_assert_not_null(strstr(r.body, "orders_created_total 1\n"), "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "orders_revenue_dollars_total 395.00\n"), "%s", r.body);
+    cr_assert_null(strstr(r.body, "writer_batches_total 0\n"), "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "projection_lag_events 0\n"), "%s", r.body);
+    ta_resp_free(&r);
+}
