@@ -1,6 +1,7 @@
 /* routes.c - the route table: every route of API.md and its handler.
  * First match wins, so fixed paths come before ":id" ones. */
 #include "accounts.h"
+#include "admin.h"
 #include "api.h"
 #include "apidocs.h"
 #include "checkout.h"
@@ -31,6 +32,13 @@ const rt_route api_routes[] = {
     R("GET", "/api/v1/checkout/orders/:id", checkout_get),
     R("GET", "/api/v1/orders/my", orders_mine),
     R("GET", "/api/v1/orders/:id", orders_get),
+    R("GET", "/api/v1/admin/orders", admin_orders),
+    R("PUT", "/api/v1/admin/orders/:id/status", admin_order_status),
+    R("GET", "/api/v1/admin/watches", admin_watches),
+    R("POST", "/api/v1/admin/watches", admin_watch_create),
+    R("PUT", "/api/v1/admin/watches/:id/stock", admin_watch_stock),
+    R("PUT", "/api/v1/admin/watches/:id", admin_watch_update),
+    R("GET", "/api/v1/admin/stats", admin_stats),
     R("POST", "/api/v1/chat", health_not_implemented),
     R_FLAGS("GET", "/api/v1/chat/:runId", health_not_implemented, API_RL_EXEMPT),
     R("GET", "/api/v1/search", health_not_implemented),
