@@ -5,6 +5,9 @@
 # and the LMDB cache (var/cache) up to date, and the HTTP API on port 5001
 # (which holds the log's writer). Ctrl-C stops everything cleanly; run it
 # again and the data is still there.
+# Before the API starts, storectl loads the demo catalog into a store
+# without watches and, on a first run, makes an admin account
+# (admin@watchstore.local, its password in var/secrets/admin.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/setup.sh
@@ -44,6 +47,17 @@ build/projections/migrate >/dev/null
 if [ -e var/log/data.mdb ]; then
   build/replay/replay --verify --quiet || true
 fi
+# The demo catalog into a store without watches (otherwise storectl says so
+# and writes nothing), and on a first run an admin account with a random
+# password in var/secrets/admin.txt. storectl writes through the log's one
+# writer, so it runs before the API takes the log.
+build/ops/storectl seed-demo
+admin_email=admin@watchstore.local
+if [ ! -s var/secrets/admin.txt ]; then
+  build/ops/storectl create-admin --email "$admin_email" --password-out var/secrets/admin.txt
+fi
+admin_login="${admin_email}, password in var/secrets/admin.txt"
+[ -s var/secrets/admin.txt ] || admin_login="${admin_email} (an account made before; no password file)"
 build/projections/projector 2>>var/projector.log &
 projector_pid=$!
 build/api/api >var/api.out 2>>var/api.log &
@@ -56,6 +70,8 @@ done
 cat <<TXT
 watch store: running (Ctrl-C stops it)
   API          http://127.0.0.1:${PORT}/api/v1/watches   (health: /health, metrics: /metrics)
+  API docs     http://127.0.0.1:${PORT}/api-docs (OpenAPI 3, YAML)
+  admin login  ${admin_login}
   log          ${WATCHSTORE_LOG}
   read models  psql -h 127.0.0.1 -p ${pg_port} -U postgres watchstore
   cache        ${WATCHSTORE_CACHE} (read by the API)
