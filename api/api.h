@@ -37,6 +37,13 @@ typedef struct api_config {
     unsigned rate_window_s;     /* the window (default 900 s) */
     bool trust_proxy;           /* the client is X-Forwarded-For's first hop */
     bool log_requests;          /* a JSON line per request on stderr */
+    /* Payments (api/payments.c); a provider without its keys answers 503. */
+    const char *stripe_api_base;       /* NULL: https://api.stripe.com */
+    const char *stripe_secret_key;     /* sk_...; NULL: Stripe not configured */
+    const char *stripe_webhook_secret; /* whsec_...; NULL: no webhook */
+    unsigned stripe_webhook_tolerance_s; /* 0: 300 */
+    const char *paypal_api_base;       /* NULL: https://api-m.sandbox.paypal.com */
+    const char *paypal_client_id, *paypal_client_secret; /* NULL: PayPal not configured */
 } api_config;
 
 typedef struct api_thread api_thread;

@@ -77,6 +77,13 @@ static const char *env_or(const char *name, const char *dflt)
     return v && *v ? v : dflt;
 }
 
+/* A positive number of seconds; 0 (the default) for anything else. */
+static unsigned seconds(const char *s)
+{
+    long v = strtol(s, NULL, 10);
+    return v > 0 && v < 86400 * 365 ? (unsigned)v : 0;
+}
+
 int main(int argc, char **argv)
 {
     api_config cfg = {0};
@@ -100,7 +107,7 @@ int main(int argc, char **argv)
     cfg.stripe_api_base = env_or("STRIPE_API_BASE", "https://api.stripe.com");
     cfg.stripe_secret_key = env_or("STRIPE_SECRET_KEY", NULL);
     cfg.stripe_webhook_secret = env_or("STRIPE_WEBHOOK_SECRET", NULL);
-    cfg.stripe_webhook_tolerance_s = (unsigned)atoi(env_or("STRIPE_WEBHOOK_TOLERANCE_S", "300"));
+    cfg.stripe_webhook_tolerance_s = seconds(env_or("STRIPE_WEBHOOK_TOLERANCE_S", "300"));
     cfg.paypal_api_base = env_or("PAYPAL_API_BASE", "https://api-m.sandbox.paypal.com");
     cfg.paypal_client_id = env_or("PAYPAL_CLIENT_ID", NULL);
     cfg.paypal_client_secret = env_or("PAYPAL_CLIENT_SECRET", NULL);
@@ -139,7 +146,7 @@ int main(int argc, char **argv)
         case 'M': cfg.http.max_conns = (unsigned)atoi(optarg); break;
         case 'R': cfg.rate_limit_auth = (unsigned)atoi(optarg); break;
         case 1001: cfg.stripe_api_base = optarg; break;
-        case 1002: cfg.stripe_webhook_tolerance_s = (unsigned)atoi(optarg); break;
+        case 1002: cfg.stripe_webhook_tolerance_s = seconds(optarg); break;
         case 1003: cfg.paypal_api_base = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;

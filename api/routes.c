@@ -7,6 +7,7 @@
 #include "checkout.h"
 #include "health.h"
 #include "orders.h"
+#include "payments.h"
 #include "watches.h"
 
 #define R(m, p, h) {m, p, (void *)(h), 0}
@@ -39,6 +40,12 @@ const rt_route api_routes[] = {
     R("PUT", "/api/v1/admin/watches/:id/stock", admin_watch_stock),
     R("PUT", "/api/v1/admin/watches/:id", admin_watch_update),
     R("GET", "/api/v1/admin/stats", admin_stats),
+    R("POST", "/api/v1/stripe/create-payment-intent", pay_stripe_create_intent),
+    /* Stripe's deliveries come from a few addresses and are signed: not limited. */
+    R_FLAGS("POST", "/api/v1/stripe/webhook", pay_stripe_webhook, API_RL_EXEMPT),
+    R("POST", "/api/v1/stripe/confirm-order", pay_stripe_confirm),
+    R("POST", "/api/v1/paypal/create-order", pay_paypal_create),
+    R("POST", "/api/v1/paypal/capture-order", pay_paypal_capture),
     R("POST", "/api/v1/chat", health_not_implemented),
     R_FLAGS("GET", "/api/v1/chat/:runId", health_not_implemented, API_RL_EXEMPT),
     R("GET", "/api/v1/search", health_not_implemented),
