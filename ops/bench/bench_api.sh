@@ -209,6 +209,7 @@ run_threads() {
   done
   [ "$n" -ge 50 ] || { say "the cache has $n watches"; exit 1; }
   say "api --threads $T (pid $api) on :$port with $n watches; nginx (2 workers) on :$ngx_port"
+  R[t$T.hwm_start]=$(vm "$api" VmHWM)
 
   # The exact bytes the api sends, as nginx's files.
   curl -sf "$base/api/v1/watches" -o "$ngx/html/list.json"
@@ -262,6 +263,13 @@ run_threads() {
   R[t$T.cpu]=$(( $(cputicks "$api") - cpu0 )) R[t$T.pcpu]=$(( $(cputicks "$proj") - pcpu0 ))
   curl -sf -o /dev/null "$base/health" || say "the api's /health failed after the orders"
   R[t$T.hwm]=$(vm "$api" VmHWM) R[t$T.rss]=$(vm "$api" VmRSS)
+  R[t$T.anon]=$(vm "$api" RssAnon) R[t$T.file]=$(vm "$api" RssFile)
+  # The resident pages of the two LMDB maps (the log the api writes, the
+  # cache it reads): file pages, shared with the page cache.
+  R[t$T.maps]=$(awk -v logf="$st/log/data.mdb" -v cache="$st/cache/" '
+    /^[0-9a-f]+-[0-9a-f]+ / {name = $6}
+    /^Rss:/ {if (name == logf) l += $2; else if (index(name, cache) == 1) c += $2}
+    END {printf "log map %d MB, cache map %d MB", l / 1024, c / 1024}' "/proc/$api/smaps")
   curl -sf "$base/metrics" >"$st/metrics.txt" 2>/dev/null || true
   R[t$T.orders_total]=$(awk '$1 == "orders_created_total" {print $2; exit}' "$st/metrics.txt")
   R[t$T.order_statuses]=$(sed -n 's/^http_requests_total{method="POST",route="\/api\/v1\/orders",status_code="\([0-9]*\)"} \([0-9]*\)/\1: \2/p' "$st/metrics.txt" | paste -sd, -)
@@ -313,7 +321,8 @@ for T in $thread_list; do
     "target 20k, p99<10ms"
   echo "  orders: $(sum "$o" created) created; non-201: $(sum "$o" other2xx) 2xx, $(sum "$o" s4xx) 4xx, $(sum "$o" s5xx) 5xx (wrk non-2xx/3xx: $(sum "$o" non2xx)); socket errors: connect $(sum "$o" connect), read $(sum "$o" read), write $(sum "$o" write), timeout $(sum "$o" timeout)"
   echo "  the api counted ${R[t$T.orders_total]:-?} orders created (its POST /orders statuses: ${R[t$T.order_statuses]:-?}); CPU per 201 over the order runs: api $(awk -v t="${R[t$T.cpu]}" -v n="$(sum "$o" created)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", n ? t / hz / n * 1e6 : 0}') us, projector $(awk -v t="${R[t$T.pcpu]}" -v n="$(sum "$o" created)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", n ? t / hz / n * 1e6 : 0}') us"
-  echo "  api t$T peak RSS (VmHWM): $(( ${R[t$T.hwm]} / 1024 )) MB after the orders ($(( ${R[t$T.hwm_reads]} / 1024 )) MB after the reads; VmRSS at the end $(( ${R[t$T.rss]} / 1024 )) MB); target < 64 MB"
+  echo "  api t$T peak RSS (VmHWM): $(( ${R[t$T.hwm]} / 1024 )) MB after the orders ($(( ${R[t$T.hwm_start]} / 1024 )) MB once started, $(( ${R[t$T.hwm_reads]} / 1024 )) MB after the reads); target < 64 MB"
+  echo "  api t$T at the end: VmRSS $(( ${R[t$T.rss]} / 1024 )) MB = anonymous $(( ${R[t$T.anon]} / 1024 )) MB + file $(( ${R[t$T.file]} / 1024 )) MB (${R[t$T.maps]})"
   echo "  api t$T exit status ${R[t$T.api_exit]}; error lines: api.log ${R[t$T.api_errors]}, projector.log ${R[t$T.proj_errors]}"
 done
 echo
