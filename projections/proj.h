@@ -34,6 +34,11 @@ typedef struct proj_sink_ops {
     void (*abort)(void *ctx);
     /* The last error, as a sentence (never NULL). */
     const char *(*errmsg)(void *ctx);
+    /* true: on a long fill (proj_fill) the runner may read, decode and
+     * verify the log on a second thread ahead of the sink. Every call of
+     * the sink stays on the caller's thread either way, and an event is
+     * valid during apply only, as always. */
+    bool decode_ahead;
 } proj_sink_ops;
 
 typedef struct proj_sink {
@@ -60,7 +65,10 @@ typedef int (*proj_progress_fn)(void *ud, const proj_stats *st, uint64_t end);
 
 /* proj_catch_up until the sink is at the log's end even while the log
  * grows (it returns when a catch-up finds nothing more), calling fn (may be
- * NULL) after every batch. Rebuilds and `replay` use it. */
+ * NULL) after every batch. Rebuilds and `replay` use it. For a sink with
+ * decode_ahead and a long way to go, a second thread reads and decodes the
+ * log ahead of the sink (proj_catch_up, which the live projector uses
+ * beside another projection, stays on the caller's thread). */
 int proj_fill(log_t *log, proj_sink *sink, size_t batch, proj_progress_fn fn, void *ud,
               proj_stats *st, char *err, size_t errlen);
 
