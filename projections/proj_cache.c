@@ -13,6 +13,8 @@
 #include "proj_cache.h"
 #include "cache_gen.h"
 
+#include "core/civil.h"
+#include "core/ht.h"
 #include "core/wlock.h"
 
 #include "core/decide.h"
@@ -35,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PC_LAYOUT 1u
+#define PC_LAYOUT 2u
 #define PC_DEFAULT_MAPSIZE (64ull << 30)
 #define PC_MAX_MAPSIZE (1ull << 40)
 #define PC_NULL_LEN UINT32_MAX
@@ -44,9 +46,12 @@
 #define PC_KEY_MAX 511       /* LMDB's default maximum key size */
 
 enum { DB_META, DB_WATCH, DB_WSORT, DB_BRAND, DB_ORDER, DB_CORDER, DB_CUSTOMER,
-       DB_EMAIL, DB_TOKEN, DB_COUNT };
+       DB_EMAIL, DB_TOKEN, DB_STOCK, DB_COUNT };
 static const char *const pc_db_names[DB_COUNT] = {
-    "meta", "watch", "wsort", "brand", "order", "corder", "customer", "email", "token"};
+    "meta", "watch", "wsort", "brand", "order", "corder", "customer", "email", "token",
+    "stock"};
+/* corder: a customer id with its order ids as sorted duplicates. */
+static const unsigned pc_db_flags[DB_COUNT] = {[DB_CORDER] = MDB_DUPSORT | MDB_DUPFIXED};
 
 enum { SCOPE_ALL = 0, SCOPE_BRAND = 0x10 };
 static const char pc_sort_kinds[3] = {'n', 'p', 'a'};
@@ -239,52 +244,63 @@ static int js_raw(ev_buf *b, const char *s) { return ev_buf_append(b, s, strlen(
 /* A JSON string, or null; bytes that are not valid UTF-8 become U+FFFD. */
 static int js_str(ev_buf *b, ev_str s) { return ev_format_json_str(s, b); }
 
+/* The decimal digits of v, written backwards so that they end at `end`;
+ * returns where they start. */
+static char *dec_digits(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
 static int js_u64(ev_buf *b, uint64_t v)
 {
-    char t[24];
-    int n = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-    return ev_buf_append(b, t, (size_t)n);
+    char t[24], *end = t + sizeof t;
+    char *o = dec_digits(end, v);
+    return ev_buf_append(b, o, (size_t)(end - o));
 }
 
 static int js_i64(ev_buf *b, int64_t v)
 {
-    char t[24];
-    int n = snprintf(t, sizeof t, "%lld", (long long)v);
-    return ev_buf_append(b, t, (size_t)n);
+    char t[24], *end = t + sizeof t;
+    char *o = dec_digits(end, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+    if (v < 0)
+        *--o = '-';
+    return ev_buf_append(b, o, (size_t)(end - o));
 }
 
 /* Minor units as "395.00" (quoted) or as a JSON number 395 / 395.5. */
 static int js_money(ev_buf *b, int64_t minor, bool number)
 {
     uint64_t m = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
-    unsigned long long whole = m / 100;
     unsigned cents = (unsigned)(m % 100);
-    const char *sign = minor < 0 ? "-" : "";
-    char t[40];
-    int n;
+    char t[32], *end = t + sizeof t, *o = end;
     if (!number)
-        n = snprintf(t, sizeof t, "\"%s%llu.%02u\"", sign, whole, cents);
-    else if (cents == 0)
-        n = snprintf(t, sizeof t, "%s%llu", sign, whole);
-    else if (cents % 10 == 0)
-        n = snprintf(t, sizeof t, "%s%llu.%u", sign, whole, cents / 10);
-    else
-        n = snprintf(t, sizeof t, "%s%llu.%02u", sign, whole, cents);
-    return ev_buf_append(b, t, (size_t)n);
+        *--o = '"';
+    if (!number || cents % 10)
+        *--o = (char)('0' + cents % 10);
+    if (!number || cents) {
+        *--o = (char)('0' + cents / 10);
+        *--o = '.';
+    }
+    o = dec_digits(o, m / 100);
+    if (minor < 0)
+        *--o = '-';
+    if (!number)
+        *--o = '"';
+    return ev_buf_append(b, o, (size_t)(end - o));
 }
 
 /* RFC 3339 UTC with milliseconds: "2026-02-18T05:45:06.123Z" (quoted). */
 static int js_time(ev_buf *b, uint64_t us)
 {
-    time_t s = (time_t)(us / 1000000);
-    struct tm tm;
-    if (!gmtime_r(&s, &tm))
-        return js_raw(b, "null");
-    char t[64];
-    int n = snprintf(t, sizeof t, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, (unsigned)(us / 1000 % 1000));
-    return ev_buf_append(b, t, (size_t)n);
+    char t[CIVIL_RFC3339_MAX + 2];
+    t[0] = '"';
+    size_t n = civil_rfc3339_ms(us, t + 1);
+    t[n + 1] = '"';
+    return ev_buf_append(b, t, n + 2);
 }
 
 static int js_uuid(ev_buf *b, const uint8_t id[16])
@@ -297,11 +313,22 @@ static int js_uuid(ev_buf *b, const uint8_t id[16])
 }
 
 /* ---------------------------------------------------------------- watches
- * u8 layout, u8 category code, id[16], i64 price, i64 stock, u64 created,
- * u64 updated, currency[4], str name brand model description image
- * category, str name_lc brand_lc model_lc description_lc, str json */
+ * watch: u8 layout, u8 category code, id[16], i64 price, u64 created,
+ * currency[4], str name brand model description image category, str
+ * name_lc brand_lc model_lc description_lc, str json_head json_tail.
+ * stock: i64 stock, u64 updated (what every sale changes: a small record,
+ * so a stock change never rewrites the watch record).
+ * The API JSON is json_head, the stock, json_tail, updated_at and "}":
+ * json_head ends with "stock_quantity": and json_tail with "updated_at":. */
 
-static int watch_json(ev_buf *b, const proj_cache_watch *w)
+#define PC_STOCK_REC 16
+/* What the JSON adds to json_head and json_tail: a stock (20 bytes at
+ * most), a quoted time (28 at most) and "}". */
+#define PC_WATCH_JSON_EXTRA 64
+
+/* The JSON before the stock, into b; *head_len its length; then the JSON
+ * between the stock and updated_at's value. */
+static int watch_json_parts(ev_buf *b, const proj_cache_watch *w, size_t *head_len)
 {
     int rc = js_raw(b, "{\"watch_id\":");
     rc |= js_uuid(b, w->watch_id);
@@ -316,7 +343,7 @@ static int watch_json(ev_buf *b, const proj_cache_watch *w)
     rc |= js_raw(b, ",\"price\":");
     rc |= js_money(b, w->price, false);
     rc |= js_raw(b, ",\"stock_quantity\":");
-    rc |= js_i64(b, w->stock);
+    *head_len = b->len;
     rc |= js_raw(b, ",\"image_url\":");
     rc |= js_str(b, w->image_url);
     rc |= js_raw(b, ",\"category\":");
@@ -324,12 +351,23 @@ static int watch_json(ev_buf *b, const proj_cache_watch *w)
     rc |= js_raw(b, ",\"created_at\":");
     rc |= js_time(b, w->created_us);
     rc |= js_raw(b, ",\"updated_at\":");
+    return rc ? PROJ_CACHE_ENOMEM : 0;
+}
+
+/* The API JSON from the record's two parts and the stock record's fields. */
+static int watch_render(ev_buf *b, ev_str head, ev_str tail, const proj_cache_watch *w)
+{
+    int rc = ev_buf_append(b, head.p, head.n);
+    rc |= js_i64(b, w->stock);
+    rc |= ev_buf_append(b, tail.p, tail.n);
     rc |= js_time(b, w->updated_us);
     rc |= js_raw(b, "}");
     return rc ? PROJ_CACHE_ENOMEM : 0;
 }
 
-static int watch_decode(const void *p, size_t n, proj_cache_watch *w)
+/* The watch record into *w (all but stock, updated_us and json) and its two
+ * JSON parts into parts[0..1]. */
+static int watch_decode(const void *p, size_t n, proj_cache_watch *w, ev_str parts[2])
 {
     pc_rd r = {p, (const uint8_t *)p + n, false};
     if (rd_u8(&r) != PC_LAYOUT)
@@ -339,9 +377,7 @@ static int watch_decode(const void *p, size_t n, proj_cache_watch *w)
     if (id)
         memcpy(w->watch_id, id, 16);
     w->price = rd_i64(&r);
-    w->stock = rd_i64(&r);
     w->created_us = rd_u64(&r);
-    w->updated_us = rd_u64(&r);
     const uint8_t *cur = rd_raw(&r, 4);
     if (cur) {
         memcpy(w->currency, cur, 3);
@@ -357,15 +393,35 @@ static int watch_decode(const void *p, size_t n, proj_cache_watch *w)
     w->brand_lc = rd_str(&r);
     w->model_lc = rd_str(&r);
     w->description_lc = rd_str(&r);
-    w->json = rd_str(&r);
-    return r.bad || r.p != r.end || !w->json.p ? PROJ_CACHE_ECORRUPT : 0;
+    parts[0] = rd_str(&r);
+    parts[1] = rd_str(&r);
+    w->json = (ev_str){NULL, 0};
+    return r.bad || r.p != r.end || !parts[0].p || !parts[1].p ? PROJ_CACHE_ECORRUPT : 0;
+}
+
+static void stock_encode(uint8_t out[PC_STOCK_REC], int64_t stock, uint64_t updated_us)
+{
+    memcpy(out, &stock, 8);
+    memcpy(out + 8, &updated_us, 8);
+}
+
+static int stock_decode(const MDB_val *v, proj_cache_watch *w)
+{
+    if (v->mv_size != PC_STOCK_REC)
+        return PROJ_CACHE_ECORRUPT;
+    memcpy(&w->stock, v->mv_data, 8);
+    memcpy(&w->updated_us, (const uint8_t *)v->mv_data + 8, 8);
+    return 0;
 }
 
 /* ----------------------------------------------------------------- orders
  * u8 layout, u8 status, u8 payment, u8 0, u64 order_id, u64 customer_id,
  * i64 total, u64 order_date, u64 updated, currency[4], u32 n_lines, str
- * shipping intent provider guest_token json items_json my_items_json lines.
- * A line: id[16], i64 quantity unit_price subtotal, str name brand image. */
+ * shipping intent provider guest_token lines.
+ * A line: id[16], i64 quantity unit_price subtotal, str name brand image.
+ * The JSON texts readers get (the order, its items in both shapes) are
+ * rendered from these when read: a microsecond of formatting, against a
+ * record three times as large to write, and rewrite on every change. */
 
 static int order_json(ev_buf *b, const proj_cache_order *o)
 {
@@ -388,6 +444,102 @@ static int order_json(ev_buf *b, const proj_cache_order *o)
     return rc ? PROJ_CACHE_ENOMEM : 0;
 }
 
+/* The next line of a lines record (item_id not set). */
+static void line_read(pc_rd *r, proj_cache_line *out)
+{
+    const uint8_t *id = rd_raw(r, 16);
+    if (id)
+        memcpy(out->watch_id, id, 16);
+    out->quantity = rd_i64(r);
+    out->unit_price = rd_i64(r);
+    out->subtotal = rd_i64(r);
+    out->watch_name = rd_str(r);
+    out->brand = rd_str(r);
+    out->image_url = rd_str(r);
+}
+
+/* One item of GET /orders/:id. */
+static int item_json(ev_buf *b, const proj_cache_line *l, uint64_t order_id)
+{
+    int rc = js_raw(b, "{\"item_id\":");
+    rc |= js_u64(b, l->item_id);
+    rc |= js_raw(b, ",\"order_id\":");
+    rc |= js_u64(b, order_id);
+    rc |= js_raw(b, ",\"watch_id\":");
+    rc |= js_uuid(b, l->watch_id);
+    rc |= js_raw(b, ",\"quantity\":");
+    rc |= js_i64(b, l->quantity);
+    rc |= js_raw(b, ",\"unit_price\":");
+    rc |= js_money(b, l->unit_price, false);
+    rc |= js_raw(b, ",\"subtotal\":");
+    rc |= js_money(b, l->subtotal, false);
+    rc |= js_raw(b, ",\"watch_name\":");
+    rc |= js_str(b, l->watch_name);
+    rc |= js_raw(b, ",\"image_url\":");
+    rc |= js_str(b, l->image_url);
+    return rc | js_raw(b, "}");
+}
+
+/* One item of /orders/my (money as numbers). */
+static int my_item_json(ev_buf *b, const proj_cache_line *l)
+{
+    int rc = js_raw(b, "{\"watch_name\":");
+    rc |= js_str(b, l->watch_name);
+    rc |= js_raw(b, ",\"quantity\":");
+    rc |= js_i64(b, l->quantity);
+    rc |= js_raw(b, ",\"unit_price\":");
+    rc |= js_money(b, l->unit_price, true);
+    rc |= js_raw(b, ",\"subtotal\":");
+    rc |= js_money(b, l->subtotal, true);
+    return rc | js_raw(b, "}");
+}
+
+/* The items array of an order, in the /orders/my shape or the other. */
+static int order_items_json(ev_buf *b, const proj_cache_order *o, bool my)
+{
+    pc_rd r = {(const uint8_t *)o->lines_.p, (const uint8_t *)o->lines_.p + o->lines_.n, false};
+    int rc = js_raw(b, "[");
+    for (uint32_t i = 0; i < o->n_lines && !rc; i++) {
+        proj_cache_line l;
+        line_read(&r, &l);
+        if (r.bad)
+            return PROJ_CACHE_ECORRUPT;
+        l.item_id = o->order_id * 100 + i;
+        if (i)
+            rc |= js_raw(b, ",");
+        rc |= my ? my_item_json(b, &l) : item_json(b, &l, o->order_id);
+    }
+    rc |= js_raw(b, "]");
+    return rc ? PROJ_CACHE_ENOMEM : 0;
+}
+
+/* Renders the order's JSON texts at the end of b: *at receives where they
+ * start, lens their lengths (the order, its items, its /orders/my items).
+ * The order's strings must not point into b. */
+static int order_render_parts(ev_buf *b, const proj_cache_order *o, size_t *at, size_t lens[3])
+{
+    *at = b->len;
+    for (int k = 0; k < 3; k++) {
+        size_t start = b->len;
+        int rc = k == 0 ? order_json(b, o) : order_items_json(b, o, k == 2);
+        if (rc)
+            return rc;
+        lens[k] = b->len - start;
+    }
+    return 0;
+}
+
+/* Points the order's json, items_json and my_items_json at texts that
+ * order_render_parts left in b. */
+static void order_point_parts(proj_cache_order *o, const ev_buf *b, size_t at,
+                              const size_t lens[3])
+{
+    const char *p = (const char *)b->p + at;
+    o->json = (ev_str){p, (uint32_t)lens[0]};
+    o->items_json = (ev_str){p + lens[0], (uint32_t)lens[1]};
+    o->my_items_json = (ev_str){p + lens[0] + lens[1], (uint32_t)lens[2]};
+}
+
 static int order_encode(ev_buf *b, const proj_cache_order *o)
 {
     b->len = 0;
@@ -406,13 +558,11 @@ static int order_encode(ev_buf *b, const proj_cache_order *o)
     rc |= put_str(b, o->payment_intent_id);
     rc |= put_str(b, o->payment_provider);
     rc |= put_str(b, o->guest_token_hash);
-    rc |= put_str(b, o->json);
-    rc |= put_str(b, o->items_json);
-    rc |= put_str(b, o->my_items_json);
     rc |= put_str(b, o->lines_);
     return rc ? PROJ_CACHE_ENOMEM : 0;
 }
 
+/* The order record into *o (its JSON texts left null). */
 static int order_decode(const void *p, size_t n, proj_cache_order *o)
 {
     pc_rd r = {p, (const uint8_t *)p + n, false};
@@ -436,12 +586,9 @@ static int order_decode(const void *p, size_t n, proj_cache_order *o)
     o->payment_intent_id = rd_str(&r);
     o->payment_provider = rd_str(&r);
     o->guest_token_hash = rd_str(&r);
-    o->json = rd_str(&r);
-    o->items_json = rd_str(&r);
-    o->my_items_json = rd_str(&r);
     o->lines_ = rd_str(&r);
-    if (r.bad || r.p != r.end || !o->json.p || !o->items_json.p || !o->my_items_json.p ||
-        o->json.n < 2 || o->n_lines > EV_MAX_LINES)
+    o->json = o->items_json = o->my_items_json = (ev_str){NULL, 0};
+    if (r.bad || r.p != r.end || !o->lines_.p || o->n_lines > EV_MAX_LINES)
         return PROJ_CACHE_ECORRUPT;
     return 0;
 }
@@ -453,17 +600,8 @@ int proj_cache_order_line(const proj_cache_order *o, uint32_t i, proj_cache_line
     if (i >= o->n_lines || !o->lines_.p)
         return PROJ_CACHE_ENOTFOUND;
     pc_rd r = {(const uint8_t *)o->lines_.p, (const uint8_t *)o->lines_.p + o->lines_.n, false};
-    for (uint32_t k = 0; k <= i && !r.bad; k++) {
-        const uint8_t *id = rd_raw(&r, 16);
-        if (id)
-            memcpy(out->watch_id, id, 16);
-        out->quantity = rd_i64(&r);
-        out->unit_price = rd_i64(&r);
-        out->subtotal = rd_i64(&r);
-        out->watch_name = rd_str(&r);
-        out->brand = rd_str(&r);
-        out->image_url = rd_str(&r);
-    }
+    for (uint32_t k = 0; k <= i && !r.bad; k++)
+        line_read(&r, out);
     if (r.bad)
         return PROJ_CACHE_ECORRUPT;
     out->item_id = o->order_id * 100 + i;
@@ -668,6 +806,19 @@ static int cur_last_prefix(MDB_cursor *c, const uint8_t *pre, size_t n, MDB_val 
 
 /* ================================================================= writer */
 
+typedef struct pc_stock_ent {
+    uint8_t id[16];
+    int64_t stock;
+    uint64_t updated_us;
+} pc_stock_ent;
+
+/* The part of an order line that comes from its watch (name, brand and
+ * image, put_str each), in the writer's linfo_bytes at off. */
+typedef struct pc_linfo {
+    size_t off;
+    uint32_t n;
+} pc_linfo;
+
 typedef struct pc_writer {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
@@ -680,11 +831,20 @@ typedef struct pc_writer {
     int n_readers;     /* readers sharing this environment */
     uint64_t inconsistent;       /* committed batches' */
     uint64_t batch_inconsistent; /* this batch's, added on commit */
+    ht stock_ix;          /* watch id -> index in stock_v */
+    pc_stock_ent *stock_v; /* the stock records this batch changed */
+    size_t stock_n, stock_cap;
     uint8_t email_key[32];
     char root[4096];  /* the cache root (cache_gen.h) */
     char path[4200];  /* the generation written to */
     char errmsg[512];
-    ev_buf rec, json, old, fold, lines, items, my;
+    ev_buf rec, json, old, fold, lines;
+    /* What an order line takes from its watch, per watch, for this batch
+     * (forgotten when a watch changes): see w_line_info. */
+    ht linfo_ix;           /* watch id -> index in linfo */
+    pc_linfo *linfo;
+    size_t linfo_n, linfo_cap;
+    ev_buf linfo_bytes;
 } pc_writer;
 
 static int wfail(pc_writer *w, int code, const char *fmt, ...)
@@ -794,11 +954,10 @@ static int w_index(pc_writer *w, const proj_cache_watch *wa, int delta)
     return rc;
 }
 
-/* Encodes (folding, rendering the JSON) and stores a watch record. */
-static int w_watch_store(pc_writer *w, proj_cache_watch *wa)
+/* Folds the four searchable fields of *wa into w->fold; lc receives them. */
+static int w_watch_fold(pc_writer *w, const proj_cache_watch *wa, ev_str lc[4])
 {
     ev_str src[4] = {wa->watch_name, wa->brand, wa->model_code, wa->description};
-    ev_str lc[4];
     size_t total = 0;
     for (int i = 0; i < 4; i++)
         total += src[i].n;
@@ -812,11 +971,121 @@ static int w_watch_store(pc_writer *w, proj_cache_watch *wa)
         lc[i] = src[i].p ? (ev_str){o, src[i].n} : (ev_str){NULL, 0};
         w->fold.len += src[i].n;
     }
+    return 0;
+}
+
+/* A new entry for watch `id` in the batch's stock records: *out. */
+static int w_stock_add(pc_writer *w, const uint8_t id[16], pc_stock_ent **out)
+{
+    if (w->stock_n == w->stock_cap) {
+        size_t cap = w->stock_cap ? 2 * w->stock_cap : 256;
+        pc_stock_ent *v = realloc(w->stock_v, cap * sizeof *v);
+        if (!v)
+            return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+        w->stock_v = v;
+        w->stock_cap = cap;
+    }
+    if (ht_put(&w->stock_ix, id, w->stock_n))
+        return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+    *out = &w->stock_v[w->stock_n++];
+    memcpy((*out)->id, id, 16);
+    return 0;
+}
+
+/* Watch `id`'s stock record as the batch left it (the changes of a batch
+ * are kept here and written once, at its commit): *out, valid until the
+ * next entry is added. 1 found, 0 not (no such watch), < 0 error. */
+static int w_stock_entry(pc_writer *w, const uint8_t id[16], pc_stock_ent **out)
+{
+    uint64_t i;
+    if (ht_get(&w->stock_ix, id, &i)) {
+        *out = &w->stock_v[i];
+        return 1;
+    }
+    MDB_val v;
+    proj_cache_watch wa;
+    int rc = w_get(w, DB_STOCK, id, 16, &v);
+    if (rc <= 0)
+        return rc;
+    if (stock_decode(&v, &wa))
+        return w_corrupt(w, "stock");
+    if ((rc = w_stock_add(w, id, out)) != 0)
+        return rc;
+    (*out)->stock = wa.stock;
+    (*out)->updated_us = wa.updated_us;
+    return 1;
+}
+
+/* A watch's stock and updated time as the batch left them. 1 found, 0 not,
+ * < 0 error. */
+static int w_stock_get(pc_writer *w, const uint8_t id[16], int64_t *stock, uint64_t *updated_us)
+{
+    pc_stock_ent *e;
+    int rc = w_stock_entry(w, id, &e);
+    if (rc == 1) {
+        *stock = e->stock;
+        *updated_us = e->updated_us;
+    }
+    return rc;
+}
+
+/* Sets a watch's stock record for this batch's commit. */
+static int w_stock_set(pc_writer *w, const uint8_t id[16], int64_t stock, uint64_t updated_us)
+{
+    uint64_t i;
+    pc_stock_ent *e;
+    if (ht_get(&w->stock_ix, id, &i))
+        e = &w->stock_v[i];
+    else if (w_stock_add(w, id, &e) != 0)
+        return PROJ_CACHE_ENOMEM;
+    e->stock = stock;
+    e->updated_us = updated_us;
+    return 0;
+}
+
+/* Writes the batch's stock records. */
+static int w_stock_flush(pc_writer *w)
+{
+    for (size_t i = 0; i < w->stock_n; i++) {
+        uint8_t v[PC_STOCK_REC];
+        stock_encode(v, w->stock_v[i].stock, w->stock_v[i].updated_us);
+        int rc = w_put(w, DB_STOCK, w->stock_v[i].id, 16, v, sizeof v);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Forgets the batch's stock changes (written, or abandoned with it). */
+static void w_stock_reset(pc_writer *w)
+{
+    ht_free(&w->stock_ix);
+    w->stock_n = 0;
+}
+
+/* Forgets the order-line pieces of every watch (a watch changed, or the
+ * batch ended). */
+static void w_lines_forget(pc_writer *w)
+{
+    ht_free(&w->linfo_ix);
+    w->linfo_n = 0;
+    w->linfo_bytes.len = 0;
+}
+
+/* Encodes (folding, rendering the JSON) and stores a watch record and its
+ * stock record. */
+static int w_watch_store(pc_writer *w, proj_cache_watch *wa)
+{
+    ev_str lc[4];
+    w_lines_forget(w);
+    if (w_watch_fold(w, wa, lc))
+        return PROJ_CACHE_ENOMEM;
     wa->category_code = proj_cache_category_code(wa->category);
     if (wa->category.p && !wa->category_code)
         wa->category_code = PROJ_CACHE_CAT_OTHER;
+    size_t head = 0;
     w->json.len = 0;
-    if (watch_json(&w->json, wa))
+    if (watch_json_parts(&w->json, wa, &head))
         return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
     ev_buf *b = &w->rec;
     b->len = 0;
@@ -824,9 +1093,7 @@ static int w_watch_store(pc_writer *w, proj_cache_watch *wa)
     rc |= put_u8(b, (uint8_t)wa->category_code);
     rc |= put_raw(b, wa->watch_id, 16);
     rc |= put_i64(b, wa->price);
-    rc |= put_i64(b, wa->stock);
     rc |= put_u64(b, wa->created_us);
-    rc |= put_u64(b, wa->updated_us);
     rc |= put_raw(b, wa->currency, 4);
     rc |= put_str(b, wa->watch_name);
     rc |= put_str(b, wa->brand);
@@ -836,21 +1103,27 @@ static int w_watch_store(pc_writer *w, proj_cache_watch *wa)
     rc |= put_str(b, wa->category);
     for (int i = 0; i < 4; i++)
         rc |= put_str(b, lc[i]);
-    rc |= put_str(b, (ev_str){(const char *)w->json.p, (uint32_t)w->json.len});
+    rc |= put_str(b, (ev_str){(const char *)w->json.p, (uint32_t)head});
+    rc |= put_str(b, (ev_str){(const char *)w->json.p + head, (uint32_t)(w->json.len - head)});
     if (rc)
         return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
-    return w_put(w, DB_WATCH, wa->watch_id, 16, b->p, b->len);
+    if ((rc = w_put(w, DB_WATCH, wa->watch_id, 16, b->p, b->len)) != 0)
+        return rc;
+    return w_stock_set(w, wa->watch_id, wa->stock, wa->updated_us);
 }
 
-/* Loads a watch into *wa (strings in w->old). 1 found, 0 not, < 0 error. */
+/* Loads a watch into *wa (strings in w->old), its stock too. 1 found, 0
+ * not, < 0 error. */
 static int w_watch_load(pc_writer *w, const uint8_t id[16], proj_cache_watch *wa)
 {
     int rc = w_load(w, DB_WATCH, id, 16);
     if (rc <= 0)
         return rc;
-    if (watch_decode(w->old.p, w->old.len, wa))
+    ev_str parts[2];
+    if (watch_decode(w->old.p, w->old.len, wa, parts))
         return w_corrupt(w, "watch");
-    return 1;
+    rc = w_stock_get(w, id, &wa->stock, &wa->updated_us);
+    return rc == 0 ? w_corrupt(w, "stock") : rc;
 }
 
 static void stats_low(pc_writer *w, int64_t stock, int delta)
@@ -942,17 +1215,17 @@ static int w_watch_updated(pc_writer *w, const ev_event *ev)
 static int w_stock_adjusted(pc_writer *w, const ev_event *ev)
 {
     const ev_stock_adjusted *p = &ev->u.stock_adjusted;
-    proj_cache_watch o;
-    int rc = w_watch_load(w, p->watch_id, &o);
+    pc_stock_ent *e;
+    int rc = w_stock_entry(w, p->watch_id, &e);
     if (rc <= 0) {
         w->batch_inconsistent += rc == 0;
         return rc;
     }
-    stats_low(w, o.stock, -1);
-    o.stock = p->quantity;
-    o.updated_us = ev->env.recorded_us;
-    stats_low(w, o.stock, +1);
-    return w_watch_store(w, &o);
+    stats_low(w, e->stock, -1);
+    stats_low(w, p->quantity, +1);
+    e->stock = p->quantity;
+    e->updated_us = ev->env.recorded_us;
+    return 0;
 }
 
 /* -------------------------------------------------------------- customers */
@@ -1049,14 +1322,17 @@ static void stats_order(pc_writer *w, const proj_cache_order *o, int delta)
     }
 }
 
+/* Encodes an order's record into w->rec. */
+static int w_order_encode(pc_writer *w, const proj_cache_order *o)
+{
+    return order_encode(&w->rec, o) ? wfail(w, PROJ_CACHE_ENOMEM, "out of memory") : 0;
+}
+
 static int w_order_store(pc_writer *w, proj_cache_order *o)
 {
-    w->json.len = 0;
-    if (order_json(&w->json, o))
-        return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
-    o->json = (ev_str){(const char *)w->json.p, (uint32_t)w->json.len};
-    if (order_encode(&w->rec, o))
-        return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+    int rc = w_order_encode(w, o);
+    if (rc)
+        return rc;
     uint8_t id[8];
     be64_put(id, o->order_id);
     return w_put(w, DB_ORDER, id, 8, w->rec.p, w->rec.len);
@@ -1075,80 +1351,128 @@ static int w_order_load(pc_writer *w, uint64_t order_id, proj_cache_order *o)
     return 1;
 }
 
-static int w_order_placed(pc_writer *w, const ev_event *ev)
+/* Appends watch wa's part of an order line (see pc_linfo) to linfo_bytes. */
+static int w_line_render(pc_writer *w, const proj_cache_watch *wa, pc_linfo *li)
 {
-    const ev_order_placed *p = &ev->u.order_placed;
-    proj_cache_order o;
-    int rc = w_order_load(w, p->order_id, &o);
+    ev_buf *b = &w->linfo_bytes;
+    li->off = b->len;
+    int e = put_str(b, wa->watch_name) | put_str(b, wa->brand) | put_str(b, wa->image_url);
+    li->n = (uint32_t)(b->len - li->off);
+    return e ? wfail(w, PROJ_CACHE_ENOMEM, "out of memory") : 0;
+}
+
+/* Watch `id`'s part of an order line into *li: known this batch, or read
+ * from its record. 1 found, 0 a watch the cache does not have (null
+ * strings, not remembered), < 0 error. */
+static int w_line_info(pc_writer *w, const uint8_t id[16], pc_linfo *li)
+{
+    uint64_t i;
+    if (ht_get(&w->linfo_ix, id, &i)) {
+        *li = w->linfo[i];
+        return 1;
+    }
+    proj_cache_watch wa;
+    ev_str parts[2];
+    MDB_val v;
+    memset(&wa, 0, sizeof wa);
+    int rc = w_get(w, DB_WATCH, id, 16, &v);
+    if (rc < 0)
+        return rc;
+    if (rc == 1 && watch_decode(v.mv_data, v.mv_size, &wa, parts))
+        return w_corrupt(w, "watch");
+    bool found = rc == 1;
+    if ((rc = w_line_render(w, &wa, li)) != 0 || !found)
+        return rc;
+    if (w->linfo_n == w->linfo_cap) {
+        size_t cap = w->linfo_cap ? 2 * w->linfo_cap : 256;
+        pc_linfo *n = realloc(w->linfo, cap * sizeof *n);
+        if (!n)
+            return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+        w->linfo = n;
+        w->linfo_cap = cap;
+    }
+    if (ht_put(&w->linfo_ix, id, w->linfo_n))
+        return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+    w->linfo[w->linfo_n++] = *li;
+    return 1;
+}
+
+/* The lines of an order as placed, each with its watch's name, brand and
+ * image now, into w->lines. */
+static int w_order_lines(pc_writer *w, const ev_order_placed *p)
+{
+    ev_buf *L = &w->lines;
+    L->len = 0;
+    for (uint32_t i = 0; i < p->lines.n; i++) {
+        const ev_line *l = &p->lines.v[i];
+        pc_linfo li;
+        int rc = w_line_info(w, l->watch_id, &li);
+        if (rc < 0)
+            return rc;
+        w->batch_inconsistent += rc == 0;
+        int e = put_raw(L, l->watch_id, 16);
+        e |= put_i64(L, l->quantity);
+        e |= put_i64(L, l->unit_price);
+        e |= put_i64(L, l->subtotal);
+        e |= put_raw(L, w->linfo_bytes.p + li.off, li.n);
+        if (e)
+            return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* The corder entry of a customer's order: put (delta +1) or deleted (-1).
+ * A customer's orders come in increasing order ids, so they are appended
+ * to the customer's list; one that does not (a contradicting log) is put in
+ * its place. */
+static int w_corder(pc_writer *w, uint64_t customer_id, uint64_t order_id, int delta)
+{
+    uint8_t ck[8], ok[8];
+    be64_put(ck, customer_id);
+    be64_put(ok, order_id);
+    MDB_val key = {8, ck}, val = {8, ok};
+    int mrc = delta > 0 ? mdb_put(w->txn, w->dbi[DB_CORDER], &key, &val, MDB_APPENDDUP)
+                        : mdb_del(w->txn, w->dbi[DB_CORDER], &key, &val);
+    if (delta > 0 && mrc == MDB_KEYEXIST)
+        mrc = mdb_put(w->txn, w->dbi[DB_CORDER], &key, &val, 0);
+    if (delta < 0 && mrc == MDB_NOTFOUND)
+        mrc = 0;
+    return mrc ? wmdb(w, mrc, delta > 0 ? "writing" : "deleting") : 0;
+}
+
+/* Stores a new order's record (encoded in w->rec). Order ids only grow, so
+ * the record is appended at the end of the database (its pages fill up
+ * instead of splitting half-empty); an id that is not past the last one is
+ * an order placed twice or out of order, put in its place, and one placed
+ * twice leaves the counters and corder of its first placing. */
+static int w_order_insert(pc_writer *w, uint64_t order_id)
+{
+    uint8_t id[8];
+    be64_put(id, order_id);
+    MDB_val key = {8, id}, val = {w->rec.len, w->rec.p};
+    int mrc = mdb_put(w->txn, w->dbi[DB_ORDER], &key, &val, MDB_APPEND);
+    if (mrc != MDB_KEYEXIST)
+        return mrc ? wmdb(w, mrc, "writing") : 0;
+    proj_cache_order old;
+    int rc = w_order_load(w, order_id, &old);
     if (rc < 0)
         return rc;
     if (rc == 1) { /* placed twice: the later one wins */
         w->batch_inconsistent++;
-        stats_order(w, &o, -1);
-        if (o.customer_id) {
-            uint8_t ck[16];
-            be64_put(ck, o.customer_id);
-            be64_put(ck + 8, o.order_id);
-            if ((rc = w_del(w, DB_CORDER, ck, 16)) != 0)
-                return rc;
-        }
-    }
-    /* The lines as placed, with each watch's name, brand and image now. */
-    ev_buf *L = &w->lines, *I = &w->items, *M = &w->my;
-    L->len = I->len = M->len = 0;
-    int e = js_raw(I, "[");
-    e |= js_raw(M, "[");
-    for (uint32_t i = 0; i < p->lines.n && !e; i++) {
-        const ev_line *l = &p->lines.v[i];
-        proj_cache_watch wa;
-        MDB_val v;
-        memset(&wa, 0, sizeof wa);
-        if ((rc = w_get(w, DB_WATCH, l->watch_id, 16, &v)) < 0)
+        stats_order(w, &old, -1);
+        if (old.customer_id && (rc = w_corder(w, old.customer_id, old.order_id, -1)) != 0)
             return rc;
-        if (rc == 1 && watch_decode(v.mv_data, v.mv_size, &wa))
-            return w_corrupt(w, "watch");
-        if (rc == 0)
-            w->batch_inconsistent++;
-        e |= put_raw(L, l->watch_id, 16);
-        e |= put_i64(L, l->quantity);
-        e |= put_i64(L, l->unit_price);
-        e |= put_i64(L, l->subtotal);
-        e |= put_str(L, wa.watch_name);
-        e |= put_str(L, wa.brand);
-        e |= put_str(L, wa.image_url);
-        if (i)
-            e |= js_raw(I, ",") | js_raw(M, ",");
-        e |= js_raw(I, "{\"item_id\":");
-        e |= js_u64(I, p->order_id * 100 + i);
-        e |= js_raw(I, ",\"order_id\":");
-        e |= js_u64(I, p->order_id);
-        e |= js_raw(I, ",\"watch_id\":");
-        e |= js_uuid(I, l->watch_id);
-        e |= js_raw(I, ",\"quantity\":");
-        e |= js_i64(I, l->quantity);
-        e |= js_raw(I, ",\"unit_price\":");
-        e |= js_money(I, l->unit_price, false);
-        e |= js_raw(I, ",\"subtotal\":");
-        e |= js_money(I, l->subtotal, false);
-        e |= js_raw(I, ",\"watch_name\":");
-        e |= js_str(I, wa.watch_name);
-        e |= js_raw(I, ",\"image_url\":");
-        e |= js_str(I, wa.image_url);
-        e |= js_raw(I, "}");
-        e |= js_raw(M, "{\"watch_name\":");
-        e |= js_str(M, wa.watch_name);
-        e |= js_raw(M, ",\"quantity\":");
-        e |= js_i64(M, l->quantity);
-        e |= js_raw(M, ",\"unit_price\":");
-        e |= js_money(M, l->unit_price, true);
-        e |= js_raw(M, ",\"subtotal\":");
-        e |= js_money(M, l->subtotal, true);
-        e |= js_raw(M, "}");
     }
-    e |= js_raw(I, "]");
-    e |= js_raw(M, "]");
-    if (e)
-        return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+    return w_put(w, DB_ORDER, id, 8, w->rec.p, w->rec.len);
+}
+
+static int w_order_placed(pc_writer *w, const ev_event *ev)
+{
+    const ev_order_placed *p = &ev->u.order_placed;
+    int rc = w_order_lines(w, p);
+    if (rc)
+        return rc;
+    proj_cache_order o;
     memset(&o, 0, sizeof o);
     o.order_id = p->order_id;
     o.customer_id = p->customer_id;
@@ -1159,19 +1483,12 @@ static int w_order_placed(pc_writer *w, const ev_event *ev)
     o.order_date_us = o.updated_us = ev->env.recorded_us;
     o.shipping_address = p->shipping_address;
     o.guest_token_hash = p->guest_token_hash;
-    o.items_json = (ev_str){(const char *)I->p, (uint32_t)I->len};
-    o.my_items_json = (ev_str){(const char *)M->p, (uint32_t)M->len};
-    o.lines_ = (ev_str){L->len ? (const char *)L->p : "", (uint32_t)L->len};
+    o.lines_ = (ev_str){w->lines.len ? (const char *)w->lines.p : "", (uint32_t)w->lines.len};
     o.n_lines = p->lines.n;
-    if ((rc = w_order_store(w, &o)) != 0)
+    if ((rc = w_order_encode(w, &o)) != 0 || (rc = w_order_insert(w, o.order_id)) != 0)
         return rc;
-    if (o.customer_id) {
-        uint8_t ck[16];
-        be64_put(ck, o.customer_id);
-        be64_put(ck + 8, o.order_id);
-        if ((rc = w_put(w, DB_CORDER, ck, 16, "", 0)) != 0)
-            return rc;
-    }
+    if (o.customer_id && (rc = w_corder(w, o.customer_id, o.order_id, +1)) != 0)
+        return rc;
     stats_order(w, &o, +1);
     return 0;
 }
@@ -1354,6 +1671,8 @@ static int w_begin(void *ctx, uint64_t *pos)
     }
     int rc = w_read_pos(w, w->txn, &w->base_pos);
     MDB_val v;
+    w_stock_reset(w);
+    w_lines_forget(w);
     memset(&w->stats, 0, sizeof w->stats);
     w->batch_inconsistent = 0;
     if (!rc) {
@@ -1428,6 +1747,8 @@ static void w_abort(void *ctx)
         mdb_txn_abort(w->txn);
         w->txn = NULL;
     }
+    w_stock_reset(w);
+    w_lines_forget(w);
     if (w->grow && w->n_readers == 0) {
         MDB_envinfo info;
         mdb_env_info(w->env, &info);
@@ -1435,6 +1756,17 @@ static void w_abort(void *ctx)
             mdb_env_set_mapsize(w->env, info.me_mapsize * 2);
     }
     w->grow = false;
+}
+
+/* A builder's commits are not synced: this starts writing the batch's
+ * pages to disk in the background, so that the one sync at the end
+ * (proj_cache_sync) finds little left to write. Advisory: errors show up
+ * at that sync. */
+static void w_start_writeback(pc_writer *w)
+{
+    int fd = -1;
+    if (mdb_env_get_fd(w->env, &fd) == 0 && fd >= 0)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 static int w_commit(void *ctx, uint64_t next_pos)
@@ -1452,7 +1784,9 @@ static int w_commit(void *ctx, uint64_t next_pos)
     uint64_t a[PC_NSTATS];
     be64_put(pb, next_pos);
     stats_to_arr(&w->stats, a);
-    int rc = w_meta_put(w, "next_pos", pb, 8);
+    int rc = w_stock_flush(w);
+    if (!rc)
+        rc = w_meta_put(w, "next_pos", pb, 8);
     if (!rc)
         rc = w_meta_put(w, "stats", a, sizeof a);
     if (rc) {
@@ -1468,6 +1802,9 @@ static int w_commit(void *ctx, uint64_t next_pos)
     }
     w->inconsistent += w->batch_inconsistent;
     w->batch_inconsistent = 0;
+    w_stock_reset(w);
+    if (w->builder)
+        w_start_writeback(w);
     /* Wake readers: any write to the notify file fires their inotify. */
     if (pwrite(w->notify_fd, pb, sizeof pb, 0) < 0) {
         /* Committed; readers still see it on their next look. */
@@ -1489,6 +1826,7 @@ static const proj_sink_ops pc_sink_ops = {
     .commit = w_commit,
     .abort = w_abort,
     .errmsg = w_errmsg,
+    .decode_ahead = true,
 };
 
 /* -------------------------------------------------------- open and close */
@@ -1517,9 +1855,13 @@ static void pc_writer_free(pc_writer *w)
     w_close_env(w);
     if (w->lock_fd >= 0)
         close(w->lock_fd); /* releases the flock */
-    ev_buf *bufs[] = {&w->rec, &w->json, &w->old, &w->fold, &w->lines, &w->items, &w->my};
+    ev_buf *bufs[] = {&w->rec, &w->json, &w->old, &w->fold, &w->lines, &w->linfo_bytes};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         ev_buf_free(bufs[i]);
+    ht_free(&w->stock_ix);
+    free(w->stock_v);
+    ht_free(&w->linfo_ix);
+    free(w->linfo);
     free(w);
 }
 
@@ -1531,7 +1873,7 @@ static int w_init_dbs(pc_writer *w, char *err, size_t errlen)
     if (mrc)
         txn = NULL;
     for (int i = 0; i < DB_COUNT && !mrc; i++)
-        mrc = mdb_dbi_open(txn, pc_db_names[i], MDB_CREATE, &w->dbi[i]);
+        mrc = mdb_dbi_open(txn, pc_db_names[i], MDB_CREATE | pc_db_flags[i], &w->dbi[i]);
     if (mrc) {
         if (txn)
             mdb_txn_abort(txn);
@@ -1559,8 +1901,9 @@ static int w_init_dbs(pc_writer *w, char *err, size_t errlen)
             memcpy(&layout, v.mv_data, 4);
         if (layout != PC_LAYOUT) {
             snprintf(err, errlen,
-                     "cache %s has layout %u and this build writes layout %u: delete the "
-                     "directory and let the projector rebuild it from the log",
+                     "cache %s has layout %u and this build writes layout %u: rebuild it "
+                     "from the log (replay --projection cache --rebuild), or delete the "
+                     "directory and let the projector rebuild it",
                      w->path, layout, PC_LAYOUT);
             rc = PROJ_CACHE_EMISMATCH;
         } else if ((mrc = w_meta_get(w, txn, "key_id", &v)) == 0 &&
@@ -1627,6 +1970,7 @@ static pc_writer *w_new(const char *root, const uint8_t email_key[32], char *err
         return NULL;
     }
     w->lock_fd = w->notify_fd = -1;
+    ht_init(&w->stock_ix);
     memcpy(w->email_key, email_key, 32);
     snprintf(w->root, sizeof w->root, "%s", root);
     return w;
@@ -1882,8 +2226,10 @@ static int r_check(proj_cache_reader *r, MDB_txn *txn, MDB_dbi meta, const char 
     if (mrc == 0 && v.mv_size == 4)
         memcpy(&layout, v.mv_data, 4);
     if (mrc || layout != PC_LAYOUT) {
-        snprintf(err, errlen, "cache %s has layout %u, this build reads layout %u", dir, layout,
-                 PC_LAYOUT);
+        snprintf(err, errlen,
+                 "cache %s has layout %u, this build reads layout %u: rebuild it "
+                 "(replay --projection cache --rebuild)",
+                 dir, layout, PC_LAYOUT);
         return PROJ_CACHE_EMISMATCH;
     }
     if (!r->has_key)
@@ -1923,7 +2269,7 @@ static int r_open_env(proj_cache_reader *r, const char *dir, MDB_env **envp, MDB
         goto fail;
     }
     for (int i = 0; i < DB_COUNT && !mrc; i++)
-        mrc = mdb_dbi_open(txn, pc_db_names[i], 0, &dbi[i]);
+        mrc = mdb_dbi_open(txn, pc_db_names[i], pc_db_flags[i], &dbi[i]);
     if (mrc) {
         snprintf(err, errlen, "cache %s is not initialised yet (%s); its projector creates it",
                  dir, mdb_strerror(mrc));
@@ -2161,24 +2507,110 @@ static int r_copy(proj_cache_reader *r, int db, const void *k, size_t kn, ev_buf
     return rc;
 }
 
+/* A watch's records found in txn: the watch record in *wv, the stock
+ * record's fields in *out. */
+static int r_watch_recs(proj_cache_reader *r, MDB_txn *txn, const uint8_t id[16], MDB_val *wv,
+                        proj_cache_watch *out)
+{
+    MDB_val k = {16, (void *)id}, sv;
+    int mrc = mdb_get(txn, r->dbi[DB_WATCH], &k, wv);
+    if (mrc == 0)
+        mrc = mdb_get(txn, r->dbi[DB_STOCK], &k, &sv);
+    else if (mrc == MDB_NOTFOUND)
+        return PROJ_CACHE_ENOTFOUND;
+    if (mrc)
+        return mrc == MDB_NOTFOUND ? PROJ_CACHE_ECORRUPT : PROJ_CACHE_EIO;
+    return stock_decode(&sv, out);
+}
+
+/* The record of watch `id` copied into buf, decoded into *out, with its
+ * JSON rendered after it in the same buffer. */
+static int r_watch_copy(proj_cache_reader *r, MDB_txn *txn, const uint8_t id[16], ev_buf *buf,
+                        proj_cache_watch *out)
+{
+    MDB_val wv;
+    int rc = r_watch_recs(r, txn, id, &wv, out);
+    if (rc)
+        return rc;
+    /* The JSON is shorter than the record plus its extra: one reservation,
+     * so the strings decoded below never move. */
+    buf->len = 0;
+    if (ev_buf_reserve(buf, 2 * wv.mv_size + PC_WATCH_JSON_EXTRA) ||
+        ev_buf_append(buf, wv.mv_data, wv.mv_size))
+        return PROJ_CACHE_ENOMEM;
+    ev_str parts[2];
+    size_t at = buf->len;
+    if ((rc = watch_decode(buf->p, wv.mv_size, out, parts)) != 0 ||
+        (rc = watch_render(buf, parts[0], parts[1], out)) != 0)
+        return rc;
+    out->json = (ev_str){(const char *)buf->p + at, (uint32_t)(buf->len - at)};
+    return 0;
+}
+
 int proj_cache_get_watch(proj_cache_reader *r, const uint8_t id[16], ev_buf *buf,
                          proj_cache_watch *out)
 {
-    if (!r || !id || !out)
+    if (!r || !id || !out || !buf)
         return PROJ_CACHE_EINVAL;
-    int rc = r_copy(r, DB_WATCH, id, 16, buf);
-    return rc ? rc : watch_decode(buf->p, buf->len, out);
+    MDB_txn *txn;
+    int rc = r_begin(r, &txn);
+    if (rc)
+        return rc;
+    rc = r_watch_copy(r, txn, id, buf, out);
+    r_end(r, txn);
+    return rc;
+}
+
+/* Renders the JSON texts of an order decoded from the map into scratch
+ * (its previous contents replaced) and points the order at them. */
+static int r_order_render(ev_buf *scratch, proj_cache_order *o)
+{
+    size_t at, lens[3];
+    scratch->len = 0;
+    int rc = order_render_parts(scratch, o, &at, lens);
+    if (!rc)
+        order_point_parts(o, scratch, at, lens);
+    return rc;
+}
+
+/* Order `order_id` found in txn: its JSON texts, then a copy of its record,
+ * into buf, and *out decoded from them. */
+static int r_order_copy(proj_cache_reader *r, MDB_txn *txn, uint64_t order_id, ev_buf *buf,
+                        proj_cache_order *out)
+{
+    uint8_t k[8];
+    be64_put(k, order_id);
+    MDB_val key = {8, k}, v;
+    int mrc = mdb_get(txn, r->dbi[DB_ORDER], &key, &v);
+    if (mrc)
+        return mrc == MDB_NOTFOUND ? PROJ_CACHE_ENOTFOUND : PROJ_CACHE_EIO;
+    size_t at, lens[3];
+    buf->len = 0;
+    int rc = order_decode(v.mv_data, v.mv_size, out);
+    if (!rc)
+        rc = order_render_parts(buf, out, &at, lens);
+    size_t rec = buf->len;
+    if (!rc && ev_buf_append(buf, v.mv_data, v.mv_size))
+        rc = PROJ_CACHE_ENOMEM;
+    if (!rc)
+        rc = order_decode(buf->p + rec, v.mv_size, out);
+    if (!rc)
+        order_point_parts(out, buf, at, lens);
+    return rc;
 }
 
 int proj_cache_get_order(proj_cache_reader *r, uint64_t order_id, ev_buf *buf,
                          proj_cache_order *out)
 {
-    if (!r || !out)
+    if (!r || !out || !buf)
         return PROJ_CACHE_EINVAL;
-    uint8_t k[8];
-    be64_put(k, order_id);
-    int rc = r_copy(r, DB_ORDER, k, 8, buf);
-    return rc ? rc : order_decode(buf->p, buf->len, out);
+    MDB_txn *txn;
+    int rc = r_begin(r, &txn);
+    if (rc)
+        return rc;
+    rc = r_order_copy(r, txn, order_id, buf, out);
+    r_end(r, txn);
+    return rc;
 }
 
 int proj_cache_get_customer(proj_cache_reader *r, uint64_t customer_id, ev_buf *buf,
@@ -2361,6 +2793,7 @@ int proj_cache_watches(proj_cache_reader *r, proj_cache_sort sort, const proj_ca
         return rc;
     }
     uint64_t matched = 0, emitted = 0, counted = 0;
+    ev_buf json = {0}; /* the JSON of the watch handed to fn */
     /* Only a scope (all, a brand or a category): the total is counted
      * already, and the walk can stop after the page. */
     bool have_count = total && f->min_price <= 0 && f->max_price <= 0 && !f->in_stock &&
@@ -2379,18 +2812,23 @@ int proj_cache_watches(proj_cache_reader *r, proj_cache_sort sort, const proj_ca
             rc = PROJ_CACHE_ECORRUPT;
             break;
         }
-        MDB_val id = {16, (uint8_t *)k.mv_data + k.mv_size - 16}, wv;
-        int grc = mdb_get(txn, r->dbi[DB_WATCH], &id, &wv);
-        if (grc) {
-            rc = grc == MDB_NOTFOUND ? PROJ_CACHE_ECORRUPT : PROJ_CACHE_EIO;
+        const uint8_t *id = (const uint8_t *)k.mv_data + k.mv_size - 16;
+        MDB_val wv;
+        proj_cache_watch w;
+        ev_str parts[2];
+        if ((rc = r_watch_recs(r, txn, id, &wv, &w)) != 0) {
+            rc = rc == PROJ_CACHE_ENOTFOUND ? PROJ_CACHE_ECORRUPT : rc;
             break;
         }
-        proj_cache_watch w;
-        if ((rc = watch_decode(wv.mv_data, wv.mv_size, &w)) != 0)
+        if ((rc = watch_decode(wv.mv_data, wv.mv_size, &w, parts)) != 0)
             break;
         if (r_match(&w, f, needle, nn)) {
             if (matched >= skip && (limit == 0 || emitted < limit)) {
                 emitted++;
+                json.len = 0;
+                if ((rc = watch_render(&json, parts[0], parts[1], &w)) != 0)
+                    break;
+                w.json = (ev_str){(const char *)json.p, (uint32_t)json.len};
                 if ((rc = fn(ud, &w)) != 0)
                     break;
             }
@@ -2406,6 +2844,7 @@ done:
     if (cur)
         mdb_cursor_close(cur);
     r_end(r, txn);
+    ev_buf_free(&json);
     if (needle != small)
         free(needle);
     if (!rc && total)
@@ -2499,8 +2938,8 @@ int proj_cache_customer_orders(proj_cache_reader *r, uint64_t customer_id,
 {
     if (!r || !fn)
         return PROJ_CACHE_EINVAL;
-    uint8_t pre[8];
-    be64_put(pre, customer_id);
+    uint8_t ck[8];
+    be64_put(ck, customer_id);
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
     int rc = r_begin(r, &txn);
@@ -2510,30 +2949,32 @@ int proj_cache_customer_orders(proj_cache_reader *r, uint64_t customer_id,
         r_end(r, txn);
         return PROJ_CACHE_EIO;
     }
-    MDB_val k, v;
-    int mrc;
-    for (mrc = cur_last_prefix(cur, pre, 8, &k, &v); mrc == 0 && has_prefix(&k, pre, 8);
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
-        if (k.mv_size != 16) {
+    MDB_val k = {8, ck}, v;
+    ev_buf json = {0}; /* the JSON texts of the order handed to fn */
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST_DUP);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV_DUP)) {
+        if (v.mv_size != 8) {
             rc = PROJ_CACHE_ECORRUPT;
             break;
         }
-        MDB_val ok = {8, (uint8_t *)k.mv_data + 8}, ov;
+        MDB_val ok = {8, v.mv_data}, ov;
         int grc = mdb_get(txn, r->dbi[DB_ORDER], &ok, &ov);
         if (grc) {
             rc = grc == MDB_NOTFOUND ? PROJ_CACHE_ECORRUPT : PROJ_CACHE_EIO;
             break;
         }
         proj_cache_order o;
-        if ((rc = order_decode(ov.mv_data, ov.mv_size, &o)) != 0)
-            break;
-        if ((rc = fn(ud, &o)) != 0)
+        if ((rc = order_decode(ov.mv_data, ov.mv_size, &o)) != 0 ||
+            (rc = r_order_render(&json, &o)) != 0 || (rc = fn(ud, &o)) != 0)
             break;
     }
     if (!rc && mrc && mrc != MDB_NOTFOUND)
         rc = PROJ_CACHE_EIO;
     mdb_cursor_close(cur);
     r_end(r, txn);
+    ev_buf_free(&json);
     return rc;
 }
 
@@ -2566,6 +3007,7 @@ int proj_cache_orders(proj_cache_reader *r, int status, uint64_t before_id, uint
             mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     }
     uint64_t matched = 0;
+    ev_buf json = {0}; /* the JSON texts of the order handed to fn */
     for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
         proj_cache_order o;
         if ((rc = order_decode(v.mv_data, v.mv_size, &o)) != 0)
@@ -2574,13 +3016,14 @@ int proj_cache_orders(proj_cache_reader *r, int status, uint64_t before_id, uint
             continue;
         if (matched++ < skip)
             continue;
-        if ((rc = fn(ud, &o)) != 0)
+        if ((rc = r_order_render(&json, &o)) != 0 || (rc = fn(ud, &o)) != 0)
             break;
     }
     if (!rc && mrc && mrc != MDB_NOTFOUND)
         rc = PROJ_CACHE_EIO;
     mdb_cursor_close(cur);
     r_end(r, txn);
+    ev_buf_free(&json);
     return rc;
 }
 

@@ -6,7 +6,7 @@
  * writer writes it after every commit, readers in other processes watch it
  * with inotify), and everything inside: per-watch records
  * with the pre-rendered watch JSON, the catalog's sort indexes and brand
- * counts, orders with their pre-rendered JSON pieces, each customer's orders,
+ * counts, orders with their lines as placed, each customer's orders,
  * customers by id and by keyed e-mail hash, refresh tokens, counters for the
  * admin stats, and the applied log position.
  *
@@ -26,22 +26,28 @@
  *     struct point into that buffer and stay valid until the buffer is
  *     changed or freed.
  *   - iteration functions call a callback with structs whose strings point
- *     into the database map; they are valid only during that callback.
+ *     into the database map (JSON texts into a buffer of the call); they
+ *     are valid only during that callback.
  *
  * Layout (named databases; integers in keys are big-endian so that byte
  * order is numeric order; values are records of fixed-width native integers
  * and length-prefixed strings, see proj_cache.c):
  *   meta      "layout" -> u32; "key_id" -> 16 bytes (identifies the e-mail
  *             key); "next_pos" -> u64 BE; "stats" -> the admin counters
- *   watch     watch id (16) -> watch record, its API JSON included
+ *   watch     watch id (16) -> watch record, its API JSON included but for
+ *             the stock and updated_at, which readers splice in
+ *   stock     watch id (16) -> stock and updated time (what a sale changes:
+ *             a stock change rewrites 16 bytes, not the watch record)
  *   wsort     sort kind ('n' newest, 'p' price, 'a' name) | scope (0 all,
  *             1..6 a category, 0x10 len brand: a brand) | sort key
  *             (created_us+id, price+id, folded name 0x00 id) -> empty
  *   brand     scope (0 all, 1..6 category) | 0 (null brand) or 1 brand
  *             -> u64 count of watches
- *   order     order id (u64 BE) -> order record (fields, order JSON, both
- *             item arrays' JSON, the lines as placed)
- *   corder    customer id (u64 BE) | order id (u64 BE) -> empty
+ *   order     order id (u64 BE) -> order record (fields and the lines as
+ *             placed; readers render the order's JSON from them), appended
+ *             (MDB_APPEND) as order ids grow
+ *   corder    customer id (u64 BE) -> order ids (u64 BE), sorted
+ *             duplicates (MDB_DUPSORT), appended as orders come
  *   customer  customer id (u64 BE) -> customer record (password hash too)
  *   email     HMAC-SHA256(e-mail key, normalised e-mail)[0..16] -> id
  *   token     refresh token hash (hex, as in the event) -> token record
@@ -125,8 +131,9 @@ int proj_cache_open_writer(const char *path, const uint8_t email_key[32],
  * batches until it is reopened. */
 
 /* A writer for a rebuild: fills the new generation in directory `gen_dir`
- * (cgen_create_next made it), with no lock and no sync per commit;
- * proj_cache_sync makes it durable before it is published. */
+ * (cgen_create_next made it), with no lock and no sync per commit (each
+ * commit only starts writing its pages out); proj_cache_sync makes it
+ * durable before it is published. */
 int proj_cache_open_builder(const char *gen_dir, const uint8_t email_key[32],
                             proj_sink *out, char *err, size_t errlen);
 int proj_cache_sync(proj_sink *sink, char *err, size_t errlen);
@@ -261,9 +268,9 @@ typedef struct proj_cache_order {
     uint64_t order_date_us, updated_us;
     ev_str shipping_address, payment_intent_id, payment_provider;
     ev_str guest_token_hash; /* as in order.placed; .p NULL: none */
-    /* Pre-rendered JSON: the order object (API.md "An order"), the items
-     * array of GET /orders/:id and the items array of /orders/my (money as
-     * numbers). */
+    /* JSON, rendered by the get or iteration call: the order object
+     * (API.md "An order"), the items array of GET /orders/:id and the items
+     * array of /orders/my (money as numbers). */
     ev_str json, items_json, my_items_json;
     uint32_t n_lines;
     ev_str lines_; /* internal: read with proj_cache_order_line */

@@ -7,13 +7,15 @@
  * writer's environment (LMDB allows one environment per process and path);
  * the cross-process tests fork helpers that open their own reader, report
  * through a pipe and leave with _exit(); every assertion runs in the test's
- * own process.
+ * own process. The runner's reading ahead on a second thread
+ * (projections/proj.c) is tested here too, with the cache as its sink.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 
 #include <errno.h>
 #include <inttypes.h>
+#include <lmdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +30,7 @@
 
 #include "core/log.h"
 #include "core/writer.h"
+#include "projections/cache_rebuild.h"
 #include "projections/proj_cache.h"
 #include "core/support.h"
 
@@ -1524,5 +1527,370 @@ Test(cache, contradicting_events_are_skipped_and_counted_once_and_files_are_priv
         cr_assert_eq(stat(p, &st), 0, "%s", p);
         cr_assert_eq(st.st_mode & 0777, 0600, "%s mode %o", files[i], st.st_mode & 0777);
     }
+    fx_fini(&f);
+}
+
+/* ------------------------------------------- stock changes and the JSON */
+
+static int json_of(void *ud, const proj_cache_watch *w)
+{
+    ev_buf *b = ud;
+    b->len = 0;
+    cr_assert_eq(ev_buf_append(b, w->json.p, w->json.n), 0);
+    return 0;
+}
+
+Test(cache, a_watch_whose_stock_changed_many_times_keeps_its_exact_json)
+{
+    fx f;
+    fx_init(&f);
+    add_watch(&f, 7, "Seamaster", "", NULL, "", 39500, 12, NULL, NULL, T0);
+    sync_cache(&f);
+    /* 300 stock changes: some batches of one, the rest in batches of 64;
+     * the watch record is written once (stock and its time are a record of
+     * their own, kept in memory until the batch commits). */
+    int64_t stock = 12;
+    uint64_t at = T0;
+    for (int i = 0; i < 300; i++) {
+        stock = i == 299 ? 1 : (int64_t)((uint64_t)i * 7919 % 100000) * 9973;
+        at = T0 + (uint64_t)(i + 1) * 61 * SEC + (uint64_t)i * 1001;
+        set_stock(&f, 7, stock, at);
+        if (i < 5)
+            sync_cache(&f);
+    }
+    feed_all(&f.sink, wr_log(f.w), f.dec, 64, NULL);
+    uint8_t id[16];
+    proj_cache_watch w;
+    wid(7, id);
+    cr_assert_eq(proj_cache_get_watch(f.r, id, &f.buf, &w), 0);
+    const char *want =
+        "{\"watch_id\":\"42000000-0000-0000-0000-000000000007\",\"watch_name\":\"Seamaster\","
+        "\"brand\":null,\"model_code\":null,\"description\":null,\"price\":\"395.00\","
+        "\"stock_quantity\":1,\"image_url\":null,\"category\":null,"
+        "\"created_at\":\"2026-02-18T05:45:06.123Z\",\"updated_at\":\"2026-02-18T10:50:06.422Z\"}";
+    cr_assert(str_is(w.json, want), "after 300 changes:\n%s\nwanted\n%s", cs(w.json), want);
+    cr_assert_eq(w.stock, 1);
+    cr_assert_eq(w.updated_us, at);
+    proj_cache_stats s;
+    cr_assert_eq(proj_cache_get_stats(f.r, &s), 0);
+    cr_assert_eq(s.low_stock, 1);
+
+    /* A large stock, then a rename in the same batch: both in the JSON, and
+     * the catalogue walk gives the same bytes as the look-up. */
+    set_stock(&f, 7, DEC_MAX_STOCK, T0 + 400 * 61 * SEC);
+    update_watch(&f, 7, EV_WF_NAME, "Seamaster 300", NULL, 0, NULL, T0 + 401 * 61 * SEC + 5000);
+    set_stock(&f, 7, 1234567, T0 + 402 * 61 * SEC + 999);
+    sync_cache(&f);
+    cr_assert_eq(proj_cache_get_watch(f.r, id, &f.buf, &w), 0);
+    const char *want2 =
+        "{\"watch_id\":\"42000000-0000-0000-0000-000000000007\",\"watch_name\":\"Seamaster 300\","
+        "\"brand\":null,\"model_code\":null,\"description\":null,\"price\":\"395.00\","
+        "\"stock_quantity\":1234567,\"image_url\":null,\"category\":null,"
+        "\"created_at\":\"2026-02-18T05:45:06.123Z\",\"updated_at\":\"2026-02-18T12:33:48.124Z\"}";
+    cr_assert(str_is(w.json, want2), "after a rename:\n%s\nwanted\n%s", cs(w.json), want2);
+    ev_buf walked = {0};
+    proj_cache_filter all = proj_cache_filter_all();
+    cr_assert_eq(proj_cache_watches(f.r, PROJ_CACHE_NAME_AZ, &all, 0, 0, json_of, &walked, NULL),
+                 0);
+    cr_assert(str_is((ev_str){(const char *)walked.p, (uint32_t)walked.len}, want2),
+              "walked: %.*s", (int)walked.len, (const char *)walked.p);
+    ev_buf_free(&walked);
+    cr_assert_eq(proj_cache_get_stats(f.r, &s), 0);
+    cr_assert_eq(s.low_stock, 0);
+    cr_assert_eq(proj_cache_inconsistent(&f.sink), 0);
+
+    /* The same log in one batch and one event a batch: the same cache. */
+    uint8_t d[32], d1[32], dn[32];
+    char other[400];
+    cr_assert_eq(proj_cache_digest(f.r, d), 0);
+    snprintf(other, sizeof other, "%s/one", f.dir);
+    rebuild_digest(&f, other, 0, d1);
+    snprintf(other, sizeof other, "%s/each", f.dir);
+    rebuild_digest(&f, other, 1, dn);
+    cr_assert_arr_eq(d, d1, 32);
+    cr_assert_arr_eq(d, dn, 32);
+    fx_fini(&f);
+}
+
+/* ------------------------------------------- a customer's orders, appended */
+
+/* An order.placed applied straight to the sink (no decider): one line of
+ * watch 1. */
+static void apply_placed(fx *f, uint64_t pos, uint64_t oid, uint64_t cid)
+{
+    ev_line line;
+    memset(&line, 0, sizeof line);
+    wid(1, line.watch_id);
+    line.quantity = 1;
+    line.unit_price = line.subtotal = 39550;
+    ev_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.env.type = EV_T_ORDER_PLACED;
+    ev.env.version = 1;
+    ev.env.pos = pos;
+    ev.env.recorded_us = T0 + pos * SEC;
+    ev_order_placed *p = &ev.u.order_placed;
+    p->order_id = oid;
+    p->customer_id = cid;
+    p->currency = EV_STR("USD");
+    p->total = 39550;
+    p->lines = (ev_lines){&line, 1};
+    p->shipping_address = EV_STR("1 Main St");
+    cr_assert_eq(f->sink.ops->apply(f->sink.ctx, &ev), 0, "%s", f->sink.ops->errmsg(f->sink.ctx));
+}
+
+Test(cache, orders_out_of_order_or_placed_twice_land_in_their_place)
+{
+    fx f;
+    fx_init(&f);
+    add_watch(&f, 1, "Prospex", "Seiko", NULL, NULL, 39550, 10, NULL, "diver", T0);
+    sync_cache(&f);
+    uint64_t pos;
+    cr_assert_eq(f.sink.ops->begin(f.sink.ctx, &pos), 0);
+    apply_placed(&f, pos, 5, 1);      /* appended */
+    apply_placed(&f, pos + 1, 9, 2);  /* appended */
+    apply_placed(&f, pos + 2, 3, 1);  /* below the last order and customer 1's last */
+    apply_placed(&f, pos + 3, 7, 1);  /* below the last order, after customer 1's */
+    apply_placed(&f, pos + 4, 9, 1);  /* placed twice: now customer 1's */
+    cr_assert_eq(f.sink.ops->commit(f.sink.ctx, pos + 5), 0);
+    ids x = {{0}, 0};
+    cr_assert_eq(proj_cache_customer_orders(f.r, 1, collect_order, &x), 0);
+    cr_assert(x.n == 4 && x.v[0] == 9 && x.v[1] == 7 && x.v[2] == 5 && x.v[3] == 3,
+              "customer 1: %d orders", x.n);
+    x.n = 0;
+    cr_assert_eq(proj_cache_customer_orders(f.r, 2, collect_order, &x), 0);
+    cr_assert_eq(x.n, 0);
+    x.n = 0;
+    cr_assert_eq(proj_cache_orders(f.r, -1, 0, 0, collect_order, &x), 0);
+    cr_assert(x.n == 4 && x.v[0] == 9 && x.v[1] == 7 && x.v[2] == 5 && x.v[3] == 3);
+    proj_cache_order o;
+    cr_assert_eq(proj_cache_get_order(f.r, 9, &f.buf, &o), 0);
+    cr_assert_eq(o.customer_id, 1);
+    proj_cache_stats s;
+    cr_assert_eq(proj_cache_get_stats(f.r, &s), 0);
+    cr_assert_eq(s.orders, 4);
+    cr_assert_eq(s.revenue, 4 * 39550);
+    cr_assert_eq(proj_cache_inconsistent(&f.sink), 1);
+    fx_fini(&f);
+}
+
+/* ----------------------------------- proj_fill decoding ahead of the sink */
+
+/* A cache sink with faults: its position rewound once (as when a rebuild
+ * swaps in a generation that is behind), an apply that fails once. */
+typedef struct faulty {
+    proj_sink inner;
+    int begins;
+    int rewind_at;       /* this begin reports a position 3,000 back (0: never) */
+    uint64_t fail_pos;   /* apply fails at this position, once (0: never) */
+    uint64_t min_batch_from, max_batch_from;
+} faulty;
+
+static int fy_next_pos(void *ctx, uint64_t *pos)
+{
+    faulty *y = ctx;
+    return y->inner.ops->next_pos(y->inner.ctx, pos);
+}
+
+static int fy_begin(void *ctx, uint64_t *pos)
+{
+    faulty *y = ctx;
+    int rc = y->inner.ops->begin(y->inner.ctx, pos);
+    if (rc == 0 && ++y->begins == y->rewind_at)
+        *pos = *pos > 3000 ? *pos - 3000 : 0;
+    return rc;
+}
+
+static int fy_apply(void *ctx, const ev_event *ev)
+{
+    faulty *y = ctx;
+    if (y->fail_pos && ev->env.pos == y->fail_pos) {
+        y->fail_pos = 0;
+        return -1;
+    }
+    return y->inner.ops->apply(y->inner.ctx, ev);
+}
+
+static int fy_commit(void *ctx, uint64_t next)
+{
+    faulty *y = ctx;
+    return y->inner.ops->commit(y->inner.ctx, next);
+}
+
+static void fy_abort(void *ctx)
+{
+    faulty *y = ctx;
+    y->inner.ops->abort(y->inner.ctx);
+}
+
+static const char *fy_errmsg(void *ctx)
+{
+    faulty *y = ctx;
+    return y->fail_pos == 0 ? "injected failure" : y->inner.ops->errmsg(y->inner.ctx);
+}
+
+static const proj_sink_ops fy_ops = {"faulty", fy_next_pos, fy_begin, fy_apply,
+                                     fy_commit, fy_abort,   fy_errmsg, true};
+
+static int stop_after_two(void *ud, const proj_stats *st, uint64_t end)
+{
+    (void)ud;
+    (void)end;
+    return st->batches >= 2;
+}
+
+/* Opens a fresh cache at dir/name (as f's second writer). */
+static void open_other(fx *f, const char *name, proj_sink *s, proj_cache_reader **r)
+{
+    char path[400], err[512];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    cr_assert_eq(proj_cache_open_writer(path, ts_email_key, s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(proj_cache_writer_reader(s, r, err, sizeof err), 0, "%s", err);
+}
+
+static void digest_close(proj_sink *s, proj_cache_reader *r, uint8_t d[32])
+{
+    cr_assert_eq(proj_cache_digest(r, d), 0);
+    proj_cache_reader_close(r);
+    proj_cache_close(s);
+}
+
+Test(cache, a_long_fill_decoded_ahead_equals_the_plain_feed, .timeout = 300)
+{
+    fx f;
+    fx_init(&f);
+    unsigned seed = 11;
+    cr_assert_eq(ts_grow_log(f.w, 40000, &seed, 0, 300), 0);
+    uint64_t end;
+    cr_assert_eq(log_end(wr_log(f.w), &end), 0);
+    feed_all(&f.sink, wr_log(f.w), f.dec, 5000, NULL); /* the test's own serial loop */
+    uint8_t want[32], d[32];
+    cr_assert_eq(proj_cache_digest(f.r, want), 0);
+    cr_assert_eq(proj_cache_inconsistent(&f.sink), 0);
+    char err[512];
+    proj_stats st;
+
+    /* proj_fill reads ahead on a second thread: batches of 4,999 over
+     * chunks of 1,024 events. */
+    proj_sink s;
+    proj_cache_reader *r;
+    open_other(&f, "plain", &s, &r);
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(proj_fill(wr_log(f.w), &s, 4999, NULL, NULL, &st, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(st.applied, end);
+    cr_assert_eq(st.next_pos, end);
+    cr_assert_eq(st.batches, (end + 4998) / 4999);
+    digest_close(&s, r, d);
+    cr_assert_arr_eq(d, want, 32, "decoded ahead differs from the serial feed");
+
+    /* The sink's position moves back under the runner (a swapped-in
+     * generation behind it): it reads again from there. */
+    faulty y;
+    memset(&y, 0, sizeof y);
+    open_other(&f, "rewound", &y.inner, &r);
+    y.rewind_at = 3;
+    proj_sink fs = {&fy_ops, &y};
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(proj_fill(wr_log(f.w), &fs, 7000, NULL, NULL, &st, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(st.next_pos, end);
+    digest_close(&y.inner, r, d);
+    cr_assert_arr_eq(d, want, 32, "a rewound position changed the result");
+
+    /* An apply fails in the middle: the batch is abandoned, the batches
+     * before it stay; the next catch-up finishes. Then stopped by the
+     * progress callback while the reader waits for room. */
+    memset(&y, 0, sizeof y);
+    open_other(&f, "failed", &y.inner, &r);
+    y.fail_pos = end / 2;
+    fs = (proj_sink){&fy_ops, &y};
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(proj_fill(wr_log(f.w), &fs, 3000, NULL, NULL, &st, err, sizeof err), -1);
+    cr_assert(strstr(err, "injected failure"), "%s", err);
+    uint64_t pos;
+    cr_assert_eq(y.inner.ops->next_pos(y.inner.ctx, &pos), 0);
+    cr_assert(pos <= end / 2 && pos + 3000 > end / 2, "stored %" PRIu64, pos);
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(proj_fill(wr_log(f.w), &fs, 3000, NULL, NULL, &st, err, sizeof err), 0, "%s",
+                 err);
+    digest_close(&y.inner, r, d);
+    cr_assert_arr_eq(d, want, 32, "a failed batch left a trace");
+
+    open_other(&f, "stopped", &s, &r);
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(proj_fill(wr_log(f.w), &s, 1000, stop_after_two, NULL, &st, err, sizeof err), -1);
+    cr_assert(strstr(err, "stopped at position"), "%s", err);
+    cr_assert_eq(st.batches, 2);
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(proj_fill(wr_log(f.w), &s, 20000, NULL, NULL, &st, err, sizeof err), 0, "%s",
+                 err);
+    digest_close(&s, r, d);
+    cr_assert_arr_eq(d, want, 32, "a stopped fill left a trace");
+    fx_fini(&f);
+}
+
+/* ------------------------------------------- a cache of an older layout */
+
+/* Rewrites the layout number stored in the cache generation `dir` to the
+ * one before it (as a cache written by an older build). */
+static void downgrade_layout(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    MDB_val k = {6, "layout"}, v;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0, "%s", dir);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+    uint32_t layout;
+    cr_assert_eq(v.mv_size, 4);
+    memcpy(&layout, v.mv_data, 4);
+    layout--;
+    v = (MDB_val){4, &layout};
+    cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+Test(cache, an_older_layout_is_refused_until_rebuilt)
+{
+    fx f;
+    fx_init(&f);
+    story(&f);
+    sync_cache(&f);
+    uint8_t want[32], d[32];
+    cr_assert_eq(proj_cache_digest(f.r, want), 0);
+    cache_close(&f);
+    char gen[400], err[512];
+    snprintf(gen, sizeof gen, "%s/current", f.cache);
+    downgrade_layout(gen);
+
+    /* The projector and the API are told to rebuild it. */
+    proj_sink s;
+    int rc = proj_cache_open_writer(f.cache, ts_email_key, &s, err, sizeof err);
+    cr_assert_eq(rc, PROJ_CACHE_EMISMATCH, "%d %s", rc, err);
+    cr_assert(strstr(err, "replay --projection cache --rebuild"), "%s", err);
+    proj_cache_reader *r;
+    rc = proj_cache_open_reader(f.cache, ts_email_key, &r, err, sizeof err);
+    cr_assert_eq(rc, PROJ_CACHE_EMISMATCH, "%d %s", rc, err);
+    cr_assert(strstr(err, "rebuild"), "%s", err);
+
+    /* A rebuild replaces it, and writer and readers open again. */
+    proj_stats st;
+    cr_assert_eq(proj_cache_rebuild(wr_log(f.w), f.cache, ts_email_key, 7, NULL, NULL, &st, err,
+                                    sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(proj_cache_open_reader(f.cache, ts_email_key, &r, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(proj_cache_digest(r, d), 0);
+    proj_cache_reader_close(r);
+    cr_assert_arr_eq(d, want, 32, "the rebuilt cache differs");
+    cache_open(&f);
+    cr_assert_eq(proj_cache_digest(f.r, d), 0);
+    cr_assert_arr_eq(d, want, 32);
     fx_fini(&f);
 }
