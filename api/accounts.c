@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "digest.h"
 #include "b64.h"
 #include "offload.h"
 #include "orders.h"
@@ -34,21 +35,6 @@
 
 #define REFRESH_TTL_S (30 * 24 * 3600)
 #define ROTATION_GRACE_US (30 * 1000000ull)
-
-/* ------------------------------------------------------------ tokens */
-
-static void sha256_hex(const char *s, size_t n, char out[65])
-{
-    static const char d[] = "0123456789abcdef";
-    uint8_t h[32];
-    unsigned hn = 0;
-    EVP_Digest(s, n, h, &hn, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = d[h[i] >> 4];
-        out[2 * i + 1] = d[h[i] & 15];
-    }
-    out[64] = 0;
-}
 
 static void new_refresh_token(char out[48])
 {
@@ -90,16 +76,6 @@ typedef struct session {
     char extra[1400];
 } session;
 
-static api_req *req_of(h2o_req_t *h, api_app *app)
-{
-    api_req *r = h2o_mem_alloc_pool(&h->pool, sizeof *r);
-    memset(r, 0, sizeof *r);
-    r->h = h;
-    r->app = app;
-    r->thread = srv_thread_of(h);
-    return r;
-}
-
 static void set_cookie(api_req *r, const char *token)
 {
     char c[1600];
@@ -133,16 +109,6 @@ static void reply_session(api_req *r, const session *s)
     free(access);
 }
 
-static void reply_validation(api_req *r, val_ctx *v)
-{
-    char *body = val_error_json(v);
-    if (body)
-        reply_json(r, 400, body, strlen(body));
-    else
-        reply_error(r, 500, "internal_error", "Out of memory", NULL);
-    free(body);
-}
-
 static void unavailable(api_req *r)
 {
     reply_error(r, 503, "unavailable", "The account could not be saved; please try again", NULL);
@@ -153,7 +119,7 @@ static void unavailable(api_req *r)
 static void token_issued(cmd_call *c, h2o_req_t *h, void *ud)
 {
     session *s = ud;
-    api_req *r = req_of(h, s->app);
+    api_req *r = api_req_wrap(h, s->app);
     const dec_out *o = cmd_out(c);
     if (cmd_err(c))
         unavailable(r);
@@ -169,12 +135,12 @@ static void issue_refresh(h2o_req_t *h, session *s)
 {
     cmd_call *c = cmd_new(h, DEC_TOKEN_ISSUE);
     if (!c) {
-        unavailable(req_of(h, s->app));
+        unavailable(api_req_wrap(h, s->app));
         return;
     }
     dec_cmd *cmd = cmd_command(c);
     char hash[65];
-    sha256_hex(s->refresh, strlen(s->refresh), hash);
+    digest_sha256_hex(s->refresh, strlen(s->refresh), hash);
     cmd->correlation = cmd_keep(c, s->corr, strlen(s->corr));
     char actor[48];
     snprintf(actor, sizeof actor, "customer:%llu", (unsigned long long)s->customer_id);
@@ -206,16 +172,16 @@ static void registered(cmd_call *c, h2o_req_t *h, void *ud)
     session *s = ud;
     const dec_out *o = cmd_out(c);
     if (cmd_err(c)) {
-        unavailable(req_of(h, s->app));
+        unavailable(api_req_wrap(h, s->app));
         return;
     }
     if (o->reason == DEC_EMAIL_TAKEN) {
-        reply_error(req_of(h, s->app), 409, "email_taken",
+        reply_error(api_req_wrap(h, s->app), 409, "email_taken",
                     "An account with this e-mail already exists", NULL);
         return;
     }
     if (o->reason != DEC_OK) {
-        reply_error(req_of(h, s->app), 400, "invalid_account",
+        reply_error(api_req_wrap(h, s->app), 400, "invalid_account",
                     o->message ? o->message : "The account is not valid", NULL);
         return;
     }
@@ -243,13 +209,13 @@ static void hashed(h2o_req_t *h, void *data)
 {
     session *s = ((hash_job *)data)->s;
     if (s->hash_rc != 0) {
-        reply_error(req_of(h, s->app), 500, "internal_error", "The password could not be hashed",
+        reply_error(api_req_wrap(h, s->app), 500, "internal_error", "The password could not be hashed",
                     NULL);
         return;
     }
     cmd_call *c = cmd_new(h, DEC_CUSTOMER_REGISTER);
     if (!c) {
-        unavailable(req_of(h, s->app));
+        unavailable(api_req_wrap(h, s->app));
         return;
     }
     dec_cmd *cmd = cmd_command(c);
@@ -295,7 +261,7 @@ void accounts_register(api_req *r)
         val_str(&v, root, "country", VAL_OPTIONAL | VAL_TRIM, 0, 100, &country);
     }
     if (val_failed(&v)) {
-        reply_validation(r, &v);
+        reply_invalid(r, &v);
         json_decref(root);
         val_free(&v);
         return;
@@ -348,7 +314,7 @@ static void verified(h2o_req_t *h, void *data)
     login_job *j = data;
     session *s = j->s;
     if (j->result != PW_OK) {
-        reply_error(req_of(h, s->app), 401, "invalid_credentials", "Invalid email or password",
+        reply_error(api_req_wrap(h, s->app), 401, "invalid_credentials", "Invalid email or password",
                     NULL);
         return;
     }
@@ -370,7 +336,7 @@ void accounts_login(api_req *r)
         val_str(&v, root, "password", VAL_REQUIRED, 1, PW_MAX_PASSWORD, &pw);
     }
     if (val_failed(&v)) {
-        reply_validation(r, &v);
+        reply_invalid(r, &v);
         json_decref(root);
         val_free(&v);
         return;
@@ -425,14 +391,14 @@ void accounts_refresh(api_req *r)
     if (val_parse(r->h->entity.base, r->h->entity.len, &root, &v))
         val_str(&v, root, "refreshToken", VAL_REQUIRED, 1, 512, &tok);
     if (val_failed(&v)) {
-        reply_validation(r, &v);
+        reply_invalid(r, &v);
         json_decref(root);
         val_free(&v);
         return;
     }
     session *s = session_new(r, 200);
     char hash[65], next[48];
-    sha256_hex(tok.p, tok.n, hash);
+    digest_sha256_hex(tok.p, tok.n, hash);
     rotated_token(r->app, tok.p, tok.n, next);
     json_decref(root);
     val_free(&v);
@@ -448,7 +414,7 @@ void accounts_refresh(api_req *r)
     if (ok && t.replaced_by.p) {
         /* Rotated already: within the grace period the same new token. */
         char next_hash[65];
-        sha256_hex(next, strlen(next), next_hash);
+        digest_sha256_hex(next, strlen(next), next_hash);
         proj_cache_token nt;
         ev_buf nbuf = {0};
         ok = t.replaced_by.n == 64 && memcmp(t.replaced_by.p, next_hash, 64) == 0 &&
@@ -486,7 +452,7 @@ void accounts_refresh(api_req *r)
 static void logged_out(cmd_call *c, h2o_req_t *h, void *ud)
 {
     (void)c;
-    api_req *r = req_of(h, ud);
+    api_req *r = api_req_wrap(h, ud);
     set_cookie(r, NULL);
     reply_empty(r, 204);
 }
@@ -502,7 +468,7 @@ void accounts_logout(api_req *r)
         val_str(&v, root, "refreshToken", VAL_OPTIONAL, 0, 512, &tok);
     char hash[65] = "";
     if (tok.p && tok.n)
-        sha256_hex(tok.p, tok.n, hash);
+        digest_sha256_hex(tok.p, tok.n, hash);
     json_decref(root);
     val_free(&v);
     cmd_call *c = hash[0] ? cmd_new(r->h, DEC_TOKEN_REVOKE) : NULL;

@@ -92,6 +92,11 @@ typedef void (*api_handler)(api_req *r);
 extern const rt_route api_routes[];
 extern const size_t api_n_routes;
 
+/* A request's context for h2o request h (in its pool): what handlers get,
+ * and what a later callback (a command's answer, pool work) makes again
+ * from the request to answer it. */
+api_req *api_req_wrap(h2o_req_t *h, api_app *app);
+
 /* Whether a request's Origin is one the API allows (CORS, cookie auth). */
 bool api_origin_allowed(const api_app *app, h2o_iovec_t origin);
 

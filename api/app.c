@@ -173,6 +173,17 @@ static bool within_limits(api_req *r, unsigned flags)
 
 /* ------------------------------------------------------------ on_req */
 
+api_req *api_req_wrap(h2o_req_t *h, api_app *app)
+{
+    api_req *r = h2o_mem_alloc_pool(&h->pool, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->h = h;
+    r->app = app;
+    r->thread = srv_thread_of(h);
+    r->route = -1;
+    return r;
+}
+
 static void preflight(api_req *r)
 {
     h2o_req_t *h = r->h;
@@ -194,12 +205,7 @@ static void preflight(api_req *r)
 static int on_req(void *ud, h2o_req_t *h)
 {
     api_app *app = ud;
-    api_req *r = h2o_mem_alloc_pool(&h->pool, sizeof *r);
-    memset(r, 0, sizeof *r);
-    r->h = h;
-    r->app = app;
-    r->thread = srv_thread_of(h);
-    r->route = -1;
+    api_req *r = api_req_wrap(h, app);
     size_t plen = h->query_at == SIZE_MAX ? h->path.len : h->query_at;
     r->path = h2o_iovec_init(h->path.base, plen);
     r->query = h->query_at == SIZE_MAX

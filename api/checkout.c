@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "digest.h"
 #include "b64.h"
 #include "orders.h"
 #include "reply.h"
@@ -36,29 +37,6 @@ typedef struct checkout {
     uint64_t customer_id;
     char token[48], token_hash[65];
 } checkout;
-
-static api_req *req_of(h2o_req_t *h, api_app *app)
-{
-    api_req *r = h2o_mem_alloc_pool(&h->pool, sizeof *r);
-    memset(r, 0, sizeof *r);
-    r->h = h;
-    r->app = app;
-    r->thread = srv_thread_of(h);
-    return r;
-}
-
-static void sha256_hex(const char *s, size_t n, char out[65])
-{
-    static const char d[] = "0123456789abcdef";
-    uint8_t h[32];
-    unsigned hn = 0;
-    EVP_Digest(s, n, h, &hn, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = d[h[i] >> 4];
-        out[2 * i + 1] = d[h[i] & 15];
-    }
-    out[64] = 0;
-}
 
 static ev_str stash(checkout *k, size_t *used, ev_str v)
 {
@@ -144,7 +122,7 @@ static void order_refused(api_req *r, const checkout *k, const dec_out *o)
 static void placed(cmd_call *c, h2o_req_t *h, void *ud)
 {
     checkout *k = ud;
-    api_req *r = req_of(h, k->app);
+    api_req *r = api_req_wrap(h, k->app);
     const dec_out *o = cmd_out(c);
     if (cmd_err(c))
         unavailable(r);
@@ -162,7 +140,7 @@ static void place(h2o_req_t *h, checkout *k)
     dec_line_in *lines = c ? cmd_lines(c, k->n_lines) : NULL;
     if (!lines) {
         cmd_discard(c);
-        unavailable(req_of(h, k->app));
+        unavailable(api_req_wrap(h, k->app));
         return;
     }
     memcpy(lines, k->lines, k->n_lines * sizeof *lines);
@@ -186,9 +164,9 @@ static void registered(cmd_call *c, h2o_req_t *h, void *ud)
     const dec_out *o = cmd_out(c);
     if (cmd_err(c) || (o->reason != DEC_OK && o->reason != DEC_EMAIL_TAKEN)) {
         if (cmd_err(c))
-            unavailable(req_of(h, k->app));
+            unavailable(api_req_wrap(h, k->app));
         else
-            reply_error(req_of(h, k->app), 400, "invalid_customer",
+            reply_error(api_req_wrap(h, k->app), 400, "invalid_customer",
                         o->message ? o->message : "The customer is not valid", NULL);
         return;
     }
@@ -200,7 +178,7 @@ static void registered(cmd_call *c, h2o_req_t *h, void *ud)
         k->customer_id = rc == 0 ? acct.customer_id : 0;
         ev_buf_free(&buf);
         if (!k->customer_id) {
-            unavailable(req_of(h, k->app));
+            unavailable(api_req_wrap(h, k->app));
             return;
         }
     } else {
@@ -215,7 +193,7 @@ static void register_buyer(h2o_req_t *h, checkout *k)
 {
     cmd_call *c = cmd_new(h, DEC_CUSTOMER_REGISTER);
     if (!c) {
-        unavailable(req_of(h, k->app));
+        unavailable(api_req_wrap(h, k->app));
         return;
     }
     dec_cmd *cmd = cmd_command(c);
@@ -321,7 +299,7 @@ void checkout_place(api_req *r)
     uint8_t t[32];
     RAND_bytes(t, sizeof t);
     b64_encode(B64_URL, t, 32, k->token, sizeof k->token);
-    sha256_hex(k->token, strlen(k->token), k->token_hash);
+    digest_sha256_hex(k->token, strlen(k->token), k->token_hash);
     ev_buf buf = {0};
     proj_cache_customer acct;
     int rc = proj_cache_customer_by_email(r->app->cache, ev_str_c(k->email), &buf, &acct);

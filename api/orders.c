@@ -17,30 +17,10 @@
 #include <string.h>
 
 #include "auth.h"
+#include "digest.h"
 #include "b64.h"
 #include "reply.h"
 #include "validate.h"
-
-/* ------------------------------------------------------------ helpers */
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
-/* SHA-256 of s as 64 hex digits. */
-static void sha256_hex(const char *s, size_t n, char out[65])
-{
-    uint8_t d[32];
-    unsigned dn = 0;
-    EVP_Digest(s, n, d, &dn, EVP_sha256(), NULL);
-    hex(d, 32, out);
-}
 
 static h2o_iovec_t req_header(h2o_req_t *h, const char *name)
 {
@@ -165,10 +145,7 @@ static void refusal(api_req *r, const dec_out *o, const dec_cmd *cmd)
 static void placed(cmd_call *c, h2o_req_t *req, void *ud)
 {
     place_ctx *p = ud;
-    api_req *r = h2o_mem_alloc_pool(&req->pool, sizeof *r);
-    memset(r, 0, sizeof *r);
-    r->h = req;
-    r->app = p->app;
+    api_req *r = api_req_wrap(req, p->app);
     const dec_out *o = cmd_out(c);
     if (cmd_err(c)) {
         reply_error(r, 503, "unavailable", "The order could not be saved; please try again",
@@ -259,7 +236,7 @@ void orders_place(api_req *r)
     if (!who.present || !who.customer_id) {
         char hash[65];
         guest_token(r, cmd_command(c), p->token);
-        sha256_hex(p->token, strlen(p->token), hash);
+        digest_sha256_hex(p->token, strlen(p->token), hash);
         cmd_command(c)->u.order.guest_token_hash = cmd_keep(c, hash, 64);
     }
     cmd_submit(r->app->bus, r->thread, c, true, placed, p);
@@ -279,7 +256,7 @@ bool orders_may_read(api_req *r, const auth_who *who, const proj_cache_order *o)
     h2o_iovec_t t = req_header(r->h, "x-order-token");
     if (t.len && o->guest_token_hash.n == 64) {
         char hash[65];
-        sha256_hex(t.base, t.len, hash);
+        digest_sha256_hex(t.base, t.len, hash);
         if (CRYPTO_memcmp(hash, o->guest_token_hash.p, 64) == 0)
             return true;
     }

@@ -196,16 +196,6 @@ typedef struct pay_body {
     char ref[MAX_REF + 1]; /* confirm/capture: the provider's id */
 } pay_body;
 
-static void reply_validation(api_req *r, val_ctx *v)
-{
-    char *body = val_error_json(v);
-    if (body)
-        reply_json(r, 400, body, strlen(body));
-    else
-        reply_error(r, 500, "internal_error", "Out of memory", NULL);
-    free(body);
-}
-
 /* Reads a create body (ref_name NULL: amount, order_id, currency) or a
  * confirm body (ref_name and order_id). 400 answered when false. */
 static bool read_body(api_req *r, const char *ref_name, pay_body *b)
@@ -227,7 +217,7 @@ static bool read_body(api_req *r, const char *ref_name, pay_body *b)
     }
     bool ok = !val_failed(&v);
     if (!ok)
-        reply_validation(r, &v);
+        reply_invalid(r, &v);
     json_decref(root);
     val_free(&v);
     return ok;

@@ -2,6 +2,7 @@
 #include "reply.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *reply_reason(int status)
@@ -81,4 +82,14 @@ int reply_money(int64_t minor, bool as_number, char out[32])
     if (cents % 10 == 0)
         return snprintf(out, 32, "%s%llu.%u", sign, units, cents / 10);
     return snprintf(out, 32, "%s%llu.%02u", sign, units, cents);
+}
+
+void reply_invalid(api_req *r, const val_ctx *v)
+{
+    char *body = val_error_json(v);
+    if (body)
+        reply_json(r, 400, body, strlen(body));
+    else
+        reply_error(r, 500, "internal_error", "Out of memory", NULL);
+    free(body);
 }

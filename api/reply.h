@@ -10,6 +10,7 @@
 #define WS_REPLY_H
 
 #include "api.h"
+#include "validate.h"
 
 /* The reason phrase of a status ("Not Found"). */
 const char *reply_reason(int status);
@@ -24,6 +25,9 @@ void reply_error(api_req *r, int status, const char *code, const char *msg, cons
  * decimal string's text ("395.00", no quotes); true: a JSON number with
  * the cents it needs (395, 395.5, 395.25). Returns the length. */
 int reply_money(int64_t minor, bool as_number, char out[32]);
+
+/* 400 with the validation errors of v (every failing field by path). */
+void reply_invalid(api_req *r, const val_ctx *v);
 
 /* 204, no body. */
 void reply_empty(api_req *r, int status);
