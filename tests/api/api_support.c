@@ -244,3 +244,16 @@ bool ta_header(const ta_resp *r, const char *name, char *buf, size_t cap)
     }
     return false;
 }
+
+json_t *ta_call(const ta_server *srv, const char *method, const char *path, const char *body,
+                const char *const *headers, long want)
+{
+    ta_resp r;
+    ta_request(srv, method, path, body, headers, &r);
+    cr_assert_eq(r.status, want, "%s %s: %ld %.300s", method, path, r.status, r.body);
+    json_error_t e;
+    json_t *j = r.len ? json_loads(r.body, 0, &e) : json_object();
+    cr_assert_not_null(j, "%s %s: not JSON: %.300s", method, path, r.body);
+    ta_resp_free(&r);
+    return j;
+}

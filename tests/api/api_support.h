@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "core/writer.h"
 
 typedef struct ta_store {
@@ -53,6 +55,10 @@ typedef struct ta_resp {
 void ta_request(const ta_server *srv, const char *method, const char *path, const char *body,
                 const char *const *headers, ta_resp *out);
 void ta_resp_free(ta_resp *r);
+/* A request whose status must be `want` and whose body must be JSON (an
+ * empty body counts as {}); returns the parsed body (json_decref it). */
+json_t *ta_call(const ta_server *srv, const char *method, const char *path, const char *body,
+                const char *const *headers, long want);
 /* A response header's value (case-insensitive name) into buf; false if
  * absent. */
 bool ta_header(const ta_resp *r, const char *name, char *buf, size_t cap);

@@ -115,13 +115,7 @@ TestSuite(payments, .init = setup, .fini = teardown, .timeout = 120);
 static json_t *call_at(const ta_server *s, const char *method, const char *path,
                        const char *body, const char *const *headers, long want)
 {
-    ta_resp r;
-    ta_request(s, method, path, body, headers, &r);
-    cr_assert_eq(r.status, want, "%s %s: %ld %s", method, path, r.status, r.body);
-    json_t *j = json_loads(r.body, 0, NULL);
-    cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
-    ta_resp_free(&r);
-    return j;
+    return ta_call(s, method, path, body, headers, want);
 }
 
 static json_t *call(const char *method, const char *path, const char *body, long want)

@@ -85,14 +85,7 @@ TestSuite(api_spa_flow, .init = setup, .fini = teardown, .timeout = 120);
 static json_t *call(const char *method, const char *path, const char *body,
                     const char *const *headers, long want)
 {
-    ta_resp r;
-    ta_request(&srv, method, path, body, headers, &r);
-    cr_assert_eq(r.status, want, "%s %s: %ld %s", method, path, r.status, r.body);
-    json_error_t e;
-    json_t *j = json_loads(r.body, 0, &e);
-    cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
-    ta_resp_free(&r);
-    return j;
+    return ta_call(&srv, method, path, body, headers, want);
 }
 
 static const char *str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
