@@ -16,7 +16,7 @@
 #
 # Usage: ops/bench/bench_api.sh [--build DIR] [--runs N] [--duration S]
 #          [--connections C] [--threads "1 2"] [--dir DIR] [--perf] [--keep]
-#          [--no-core]
+#          [--no-core] [--only reads|orders]
 #   --build DIR      the Release build to use (default: build)
 #   --runs N         wrk runs per figure (default 3)
 #   --duration S     seconds per wrk run (default 10)
@@ -26,6 +26,7 @@
 #   --perf           perf record -g the api for 5 s during the 2nd orders run
 #                    of each thread count (report in the work dir; implies --keep)
 #   --keep           keep the work dir (stores, logs, raw wrk output)
+#   --only WHAT      only the GET figures (reads) or only the orders (orders)
 #   --no-core        skip the embedded writer's figure (bench_core --only 4,
 #                    64 and 4,096 commands in flight)
 # Needs wrk, nginx and jq (ops/bench/setup_bench.sh installs them).
@@ -35,7 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
 build=build runs=3 duration=10 conns=64 thread_list="1 2" basedir=${TMPDIR:-/var/tmp}
-perf=0 keep=0 core=1
+perf=0 keep=0 core=1 only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$2; shift 2 ;;
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
     --perf) perf=1 keep=1; shift ;;
     --keep) keep=1; shift ;;
     --no-core) core=0; shift ;;
+    --only) only=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_api: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -229,6 +231,7 @@ run_threads() {
 
   local case path i who url line perf_pid=
   for case in watch list; do
+    [ "$only" = orders ] && break
     [ "$case" = watch ] && path=/api/v1/watches/$id || path=/api/v1/watches
     for i in $(seq 1 "$runs"); do
       for who in api nginx; do
@@ -244,6 +247,9 @@ run_threads() {
 
   # Orders: the catalog with its prices, as a Lua table for orders.lua.
   jq -r '"return {", (.[] | "  {\"\(.watch_id)\", \"\(.price)\"},"), "}"' "$ngx/html/list.json" >"$st/catalog.lua"
+  if [ "$only" = reads ]; then
+    R[t$T.hwm]=$(vm "$api" VmHWM); stop "$api" || true; stop "$proj" || true; return 0
+  fi
   # How the api frames its answers (keep-alive or not, length or chunked).
   curl -s -D "$st/headers-post.txt" -o /dev/null -H 'Content-Type: application/json' \
     -d "$(jq -c '{items: [{watch_id: .[0].watch_id, quantity: 1, unit_price: .[0].price}]}' "$ngx/html/list.json")" \
@@ -306,6 +312,7 @@ printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1.
 for T in $thread_list; do
   for case in watch list; do
     a=results-t$T-$case-api n=results-t$T-$case-nginx
+    [ -s "$work/$a" ] || continue
     ar=$(med "$a" rps) nr=$(med "$n" rps) ap=$(med "$a" p99_us) np=$(med "$n" p99_us)
     bad=$(( $(sum "$a" non2xx) + $(sum "$a" connect) + $(sum "$a" read) + $(sum "$a" write) + $(sum "$a" timeout) ))
     label="GET /watches/:id, t$T"; [ "$case" = list ] && label="GET /watches (full list), t$T"
@@ -316,6 +323,7 @@ for T in $thread_list; do
     [ "$bad" = 0 ] || echo "  !! api: $bad non-2xx responses or socket errors in these runs (see wrk.log)"
   done
   o=results-t$T-orders
+  [ -s "$work/$o" ] || continue
   printf '| %-32s | %-55s | %-8s |\n' "POST /orders, t$T, $conns conns" \
     "$(k "$(med "$o" orders_per_s)") orders/s 201 ($(field orders_per_s <"$work/$o" | minmax | sed 's/\.[0-9]*//g')); p50 $(ms "$(med "$o" p50_us)") ms, p99 $(ms "$(med "$o" p99_us)") ms" \
     "target 20k, p99<10ms"
