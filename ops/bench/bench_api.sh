@@ -228,6 +228,7 @@ run_threads() {
   R[hdr_api]=$hdr_api R[hdr_ngx]=$hdr_ngx
   curl -s -D - -o /dev/null "$base/api/v1/watches/$id" >"$st/headers-api.txt"
   curl -s -D - -o /dev/null "http://127.0.0.1:$ngx_port/api/v1/watches/$id" >"$st/headers-nginx.txt"
+  R[framing]="GET 200: $(framing "$st/headers-api.txt"); nginx GET 200: $(framing "$st/headers-nginx.txt")"
 
   local case path i who url line perf_pid=
   for case in watch list; do
@@ -304,7 +305,7 @@ echo
 echo "HTTP API bench, $started -> $(date '+%H:%M:%S'); tree $commit$([ "$dirty" != 0 ] && echo " + $dirty changed files")"
 echo "machine: $(nproc) vCPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load $load0 at the start, $load1 at the end"
 echo "wrk -t2 -c$conns -d${duration}s --latency, $runs runs each, medians (min-max); api --quiet --rate-limit=0 --rate-limit-auth=0; nginx $(nginx -v 2>&1 | sed 's/.*\///') worker_processes 2, access_log off"
-echo "framing: ${R[framing]}"
+echo "framing: ${R[framing]:-}"
 echo "response bytes: watch ${R[watch_bytes]} + headers api ${R[hdr_api]} / nginx ${R[hdr_ngx]}; list ${R[list_bytes]}"
 echo
 printf '| %-32s | %-26s | %-26s | %-8s |\n' "figure" "api" "nginx (same bytes)" "api/nginx"
