@@ -1031,7 +1031,10 @@ Test(log, follow_across_processes)
     fprintf(stderr, "test_log: idle log_wait(500 ms) took %.1f ms wall, %.3f ms CPU\n",
             idle.elapsed_ns / 1e6, idle.cpu_ns / 1e6);
     cr_assert_geq(idle.elapsed_ns, 495000000, "timed out early: %.1f ms", idle.elapsed_ns / 1e6);
-    cr_assert_lt(idle.elapsed_ns, 800000000, "timed out late: %.1f ms", idle.elapsed_ns / 1e6);
+    /* Late only by scheduling: a loaded machine (CI, the sanitizer build)
+     * may run the follower seconds late; what must not happen is a wait
+     * that never times out. */
+    cr_assert_lt(idle.elapsed_ns, 5000000000LL, "timed out late: %.1f ms", idle.elapsed_ns / 1e6);
     cr_assert_lt(idle.cpu_ns, 50000000, "a waiting reader used %.1f ms CPU in 500 ms",
                  idle.cpu_ns / 1e6);
     cr_assert_eq(app_rc, LOG_OK, "append: %d", app_rc);
@@ -1079,14 +1082,14 @@ Test(log, wait_and_notify)
     int64_t t0 = mono_ns();
     cr_assert_eq(log_wait(r, 2, 1000), 0, "position 2 exists");
     cr_assert_eq(log_wait(r, 0, 0), 0);
-    cr_assert_lt(mono_ns() - t0, 50000000, "waiting for what is there returns at once");
+    cr_assert_lt(mono_ns() - t0, 50000000LL * TS_SLOW, "waiting for what is there returns at once");
 
     t0 = mono_ns();
     int rc = log_wait(r, 3, 200);
     int64_t el = mono_ns() - t0;
     cr_assert_eq(rc, LOG_ETIMEDOUT);
     cr_assert_geq(el, 195000000, "timed out after %.1f ms", el / 1e6);
-    cr_assert_lt(el, 600000000, "timed out after %.1f ms", el / 1e6);
+    cr_assert_lt(el, 600000000LL * TS_SLOW, "timed out after %.1f ms", el / 1e6);
     cr_assert_eq(log_wait(r, 3, 0), LOG_ETIMEDOUT);
 
     int nfd = log_notify_fd(r);

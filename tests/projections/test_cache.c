@@ -1245,7 +1245,8 @@ Test(cache, a_reader_in_another_process_wakes_on_commit)
     fprintf(stderr, "test_cache: idle proj_cache_wait(200 ms) took %.1f ms wall, %.3f ms CPU\n",
             idle.elapsed_ns / 1e6, idle.cpu_ns / 1e6);
     cr_assert_geq(idle.elapsed_ns, 195000000, "timed out early: %.1f ms", idle.elapsed_ns / 1e6);
-    cr_assert_lt(idle.elapsed_ns, 600000000, "timed out late: %.1f ms", idle.elapsed_ns / 1e6);
+    /* Late only by scheduling on a loaded machine; never unbounded. */
+    cr_assert_lt(idle.elapsed_ns, 5000000000LL, "timed out late: %.1f ms", idle.elapsed_ns / 1e6);
     cr_assert_lt(idle.cpu_ns, 20000000, "a waiting reader used %.1f ms CPU in 200 ms",
                  idle.cpu_ns / 1e6);
     cr_assert_eq(st, 0, "helper status %d", st);
@@ -1258,7 +1259,8 @@ Test(cache, a_reader_in_another_process_wakes_on_commit)
         int64_t d = s[k].t_ns - t_commit[k];
         if (d > worst)
             worst = d;
-        cr_assert_lt(d, 50000000, "round %d: woke %.3f ms after the commit", k, d / 1e6);
+        cr_assert_lt(d, 50000000LL * TS_SLOW, "round %d: woke %.3f ms after the commit", k,
+                     d / 1e6);
     }
     fprintf(stderr, "test_cache: cross-process wake-up after commit: worst %.3f ms of %d\n",
             worst / 1e6, ROUNDS);
@@ -1312,12 +1314,14 @@ Test(cache, many_threads_wait_on_one_reader)
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
     cr_assert_eq(w[0].rc, PROJ_CACHE_ETIMEDOUT, "the short waiter: %d", w[0].rc);
-    cr_assert(w[0].took_ns >= 95000000 && w[0].took_ns < 240000000, "short wait took %.1f ms",
+    cr_assert(w[0].took_ns >= 95000000 && w[0].took_ns < 240000000LL * TS_SLOW,
+              "short wait took %.1f ms",
               w[0].took_ns / 1e6);
     for (int i = 1; i < N; i++) {
         cr_assert_eq(w[i].rc, 0, "waiter %d: %d", i, w[i].rc);
         int64_t d = w[i].t_ns - t_commit;
-        cr_assert_lt(d, 50000000, "waiter %d woke %.3f ms after the commit", i, d / 1e6);
+        cr_assert_lt(d, 50000000LL * TS_SLOW, "waiter %d woke %.3f ms after the commit", i,
+                     d / 1e6);
         cr_assert_gt(w[i].took_ns, 200000000, "waiter %d returned before the commit", i);
     }
     /* The event-loop descriptor fires too. */
