@@ -42,6 +42,7 @@ void health_metrics(api_req *r)
     h->res.reason = "OK";
     h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h->res.content_length = b.len;
     h2o_send_inline(h, (const char *)b.p, b.len);
     ev_buf_free(&b);
 }

@@ -38,6 +38,9 @@ void reply_json(api_req *r, int status, const char *body, size_t len)
     h->res.reason = reply_reason(status);
     h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/json; charset=utf-8"));
+    /* A known length keeps the connection alive: h2o 2.2 closes it after a
+     * chunked answer whose status is not 200. */
+    h->res.content_length = len;
     h2o_send_inline(h, body, len);
 }
 
@@ -66,6 +69,7 @@ void reply_empty(api_req *r, int status)
     h2o_req_t *h = r->h;
     h->res.status = status;
     h->res.reason = reply_reason(status);
+    h->res.content_length = 0;
     h2o_send_inline(h, "", 0);
 }
 
