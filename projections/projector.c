@@ -20,6 +20,7 @@
 #include "core/jlog.h"
 #include "core/log.h"
 #include "core/secret.h"
+#include "cache_rebuild.h"
 #include "proj_cache.h"
 #include "proj_pg.h"
 
@@ -153,6 +154,27 @@ static log_t *open_log(const char *uri, const char *name, int once)
     return NULL;
 }
 
+/* Opens the cache as its writer. A cache of another layout (an upgrade) or
+ * made with another e-mail key cannot be used as it is; it is derived data,
+ * so a new generation is built from the log beside it and swapped in
+ * (readers of the old one move over), and then opened. */
+static int open_cache(runner *r, const char *dir, const uint8_t key[32], char *err,
+                      size_t errlen)
+{
+    int rc = proj_cache_open_writer(dir, key, &r->sink, err, errlen);
+    if (rc != PROJ_CACHE_EMISMATCH)
+        return rc;
+    jlog(stderr, "warn", err, "\"projection\":\"cache\",\"action\":\"rebuilding it from the log\"");
+    proj_stats st;
+    if (proj_cache_rebuild(r->log, dir, key, 50000, NULL, NULL, &st, err, errlen) != 0)
+        return -1;
+    char fields[96];
+    snprintf(fields, sizeof fields, "\"projection\":\"cache\",\"events\":%llu",
+             (unsigned long long)(st.applied + st.skipped));
+    jlog(stderr, "info", "cache rebuilt from the log", fields);
+    return proj_cache_open_writer(dir, key, &r->sink, err, errlen);
+}
+
 int main(int argc, char **argv)
 {
     const char *log_uri = getenv("WATCHSTORE_LOG") ? getenv("WATCHSTORE_LOG") : "lmdb:var/log";
@@ -239,7 +261,7 @@ int main(int argc, char **argv)
         r->once = once;
         if (!(r->log = open_log(log_uri, "cache", once)))
             goto out;
-        if (proj_cache_open_writer(cache_dir, key, &r->sink, err, sizeof err) != 0) {
+        if (open_cache(r, cache_dir, key, err, sizeof err) != 0) {
             jlog(stderr, "error", err, "\"projection\":\"cache\"");
             rc = 1;
             goto out;
