@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/civil.h"
 #include "core/ht.h"
 #include "migrate.h"
 
@@ -179,36 +180,6 @@ static int put_money(ev_buf *b, int64_t minor)
     return ev_buf_append(b, o, (size_t)(end - o));
 }
 
-/* Days since 1970-01-01 as a date of the proleptic Gregorian calendar.
- * Counted from 1600-03-01: from a March 1st, every 400-, 100-, 4- and
- * 1-year span ends with the only day that may be missing from it (29
- * February), so each is a whole number of its usual length, except that
- * the last one of its kind may be one day longer. */
-static void civil_date(uint64_t days, uint64_t *year, unsigned *month, unsigned *mday)
-{
-    /* Days before each month of a year that starts on 1 March. */
-    static const unsigned short before[13] = {0,   31,  61,  92,  122, 153, 184,
-                                              214, 245, 275, 306, 337, 366};
-    uint64_t z = days + 135080; /* 1600-03-01 to 1970-01-01 */
-    uint64_t y = 1600 + 400 * (z / 146097);
-    unsigned r = (unsigned)(z % 146097);
-    unsigned n = r / 36524 < 4 ? r / 36524 : 3; /* centuries */
-    r -= n * 36524;
-    y += 100 * n;
-    n = r / 1461; /* 4-year spans */
-    r -= n * 1461;
-    y += 4 * n;
-    n = r / 365 < 4 ? r / 365 : 3; /* years */
-    r -= n * 365;
-    y += n;
-    unsigned m = 0;
-    while (r >= before[m + 1])
-        m++;
-    *mday = r - before[m] + 1;
-    *month = m < 10 ? m + 3 : m - 9;
-    *year = y + (m >= 10); /* January and February: the next year */
-}
-
 size_t proj_pg_format_ts(uint64_t us, char out[PROJ_PG_TS_MAX])
 {
     /* The date of the last day formatted: a batch's events mostly share it. */
@@ -223,7 +194,7 @@ size_t proj_pg_format_ts(uint64_t us, char out[PROJ_PG_TS_MAX])
     if (!last.set || last.day != day) {
         uint64_t year;
         unsigned month, mday;
-        civil_date(day, &year, &month, &mday);
+        civil_from_days(day, &year, &month, &mday);
         char *end = last.date + sizeof last.date;
         char *o = digits(mday, 2, end - 1);
         end[-1] = ' ';
@@ -587,7 +558,7 @@ static void invoice_number(uint64_t at_us, uint64_t order_id, char out[48])
 {
     uint64_t year;
     unsigned month, mday;
-    civil_date(at_us / 1000000 / 86400, &year, &month, &mday);
+    civil_from_days(at_us / 1000000 / 86400, &year, &month, &mday);
     char *end = out + 47;
     *end = 0;
     char *o = digits(order_id, 5, end);
