@@ -203,8 +203,6 @@ static void hash_work(void *data)
     OPENSSL_cleanse(s->password, sizeof s->password);
 }
 
-static ev_str keep_opt(cmd_call *c, ev_str v) { return v.p ? cmd_keep(c, v.p, v.n) : v; }
-
 static void hashed(h2o_req_t *h, void *data)
 {
     session *s = ((hash_job *)data)->s;
@@ -223,10 +221,10 @@ static void hashed(h2o_req_t *h, void *data)
     cmd->actor = cmd_keep(c, "guest", 5);
     cmd->u.reg.email = cmd_keep(c, s->email, strlen(s->email));
     cmd->u.reg.full_name = cmd_keep(c, s->full_name, strlen(s->full_name));
-    cmd->u.reg.phone = keep_opt(c, s->phone);
-    cmd->u.reg.address = keep_opt(c, s->address);
-    cmd->u.reg.city = keep_opt(c, s->city);
-    cmd->u.reg.country = keep_opt(c, s->country);
+    cmd->u.reg.phone = cmd_keep(c, s->phone.p, s->phone.n);
+    cmd->u.reg.address = cmd_keep(c, s->address.p, s->address.n);
+    cmd->u.reg.city = cmd_keep(c, s->city.p, s->city.n);
+    cmd->u.reg.country = cmd_keep(c, s->country.p, s->country.n);
     cmd->u.reg.password_hash = cmd_keep(c, s->hash, strlen(s->hash));
     cmd_submit(s->app->bus, s->thread, c, true, registered, s);
 }

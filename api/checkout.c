@@ -187,8 +187,6 @@ static void registered(cmd_call *c, h2o_req_t *h, void *ud)
     place(h, k);
 }
 
-static ev_str keep_opt(cmd_call *c, ev_str v) { return v.p ? cmd_keep(c, v.p, v.n) : v; }
-
 static void register_buyer(h2o_req_t *h, checkout *k)
 {
     cmd_call *c = cmd_new(h, DEC_CUSTOMER_REGISTER);
@@ -201,10 +199,10 @@ static void register_buyer(h2o_req_t *h, checkout *k)
     cmd->actor = cmd_keep(c, "checkout", 8);
     cmd->u.reg.email = cmd_keep(c, k->email, strlen(k->email));
     cmd->u.reg.full_name = cmd_keep(c, k->full_name, strlen(k->full_name));
-    cmd->u.reg.phone = keep_opt(c, k->phone);
-    cmd->u.reg.address = keep_opt(c, k->address);
-    cmd->u.reg.city = keep_opt(c, k->city);
-    cmd->u.reg.country = keep_opt(c, k->country);
+    cmd->u.reg.phone = cmd_keep(c, k->phone.p, k->phone.n);
+    cmd->u.reg.address = cmd_keep(c, k->address.p, k->address.n);
+    cmd->u.reg.city = cmd_keep(c, k->city.p, k->city.n);
+    cmd->u.reg.country = cmd_keep(c, k->country.p, k->country.n);
     cmd_submit(k->app->bus, k->thread, c, true, registered, k);
 }
 
