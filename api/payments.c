@@ -653,14 +653,26 @@ void pay_stripe_webhook(api_req *r)
     json_decref(ev);
 }
 
-void pay_stripe_confirm(api_req *r)
+/* What confirming a payment with one provider needs: confirm-order and
+ * capture-order are the same steps with other names. */
+typedef struct confirm_kind {
+    bool (*ready)(api_req *r);
+    const char *ref_name;                     /* the body's provider id */
+    bool (*id_ok)(const char *id, size_t n);  /* its form */
+    const char *not_found;
+    pay_op op;
+} confirm_kind;
+
+/* Reads {ref, order_id}; answers at once when the order is paid by that
+ * reference already, else asks the provider. */
+static void confirm_payment(api_req *r, const confirm_kind *k)
 {
     pay_body b;
     pay_order o;
-    if (!stripe_ready(r) || !read_body(r, "payment_intent_id", &b))
+    if (!k->ready(r) || !read_body(r, k->ref_name, &b))
         return;
-    if (!stripe_api_id_ok(b.ref, strlen(b.ref))) {
-        reply_error(r, 404, "not_found", "Payment intent not found", NULL);
+    if (!k->id_ok(b.ref, strlen(b.ref))) {
+        reply_error(r, 404, "not_found", k->not_found, NULL);
         return;
     }
     if (!find_order(r, (uint64_t)b.order_id, &o))
@@ -668,7 +680,14 @@ void pay_stripe_confirm(api_req *r)
     if (paid_by(&o, b.ref))
         reply_paid(r, o.id, o.status);
     else
-        start_job(r, OP_STRIPE_GET, &o, b.ref);
+        start_job(r, k->op, &o, b.ref);
+}
+
+void pay_stripe_confirm(api_req *r)
+{
+    static const confirm_kind k = {stripe_ready, "payment_intent_id", stripe_api_id_ok,
+                                   "Payment intent not found", OP_STRIPE_GET};
+    confirm_payment(r, &k);
 }
 
 static void stripe_fetched(pay_job *j)
@@ -730,20 +749,9 @@ static void paypal_created(pay_job *j)
 
 void pay_paypal_capture(api_req *r)
 {
-    pay_body b;
-    pay_order o;
-    if (!paypal_ready(r) || !read_body(r, "paypal_order_id", &b))
-        return;
-    if (!paypal_api_id_ok(b.ref, strlen(b.ref))) {
-        reply_error(r, 404, "not_found", "PayPal order not found", NULL);
-        return;
-    }
-    if (!find_order(r, (uint64_t)b.order_id, &o))
-        return;
-    if (paid_by(&o, b.ref))
-        reply_paid(r, o.id, o.status);
-    else
-        start_job(r, OP_PAYPAL_CAPTURE, &o, b.ref);
+    static const confirm_kind k = {paypal_ready, "paypal_order_id", paypal_api_id_ok,
+                                   "PayPal order not found", OP_PAYPAL_CAPTURE};
+    confirm_payment(r, &k);
 }
 
 static void paypal_captured(pay_job *j)
