@@ -223,15 +223,21 @@ static int stage(wr_writer *w, wr_batch *b, wr_req *r)
 
 /* Decides the requests in order into batch b (the state runs ahead of the
  * log by the batch's events until it commits). */
-static void decide_batch(wr_writer *w, wr_batch *b, wr_req **reqs, size_t n)
+/* Starts batch b on the request slots reqs (empty). */
+static void batch_begin(wr_writer *w, wr_batch *b, wr_req **reqs)
 {
     b->buf.len = 0;
     b->n_recs = 0;
     b->reqs = reqs;
-    b->n_reqs = n;
+    b->n_reqs = 0;
     b->start = w->st.next_pos;
-    for (size_t i = 0; i < n; i++) {
-        wr_req *r = reqs[i];
+}
+
+/* Decides the n requests placed after b's last one into b. */
+static void decide_more(wr_writer *w, wr_batch *b, size_t n)
+{
+    for (size_t i = b->n_reqs; i < b->n_reqs + n; i++) {
+        wr_req *r = b->reqs[i];
         r->err = 0;
         if (!r->cmd.causation.n) {
             /* Every command needs its own id: it ties its events together. */
@@ -243,6 +249,7 @@ static void decide_batch(wr_writer *w, wr_batch *b, wr_req **reqs, size_t n)
         if (dec_decide(&w->st, &r->cmd, &r->out) == DEC_OK && r->out.n_ev)
             stage(w, b, r);
     }
+    b->n_reqs += n;
 }
 
 /* Every request with events in b gets error rc. */
@@ -281,7 +288,8 @@ static void maybe_snapshot(wr_writer *w)
 int wr_process(wr_writer *w, wr_req **reqs, size_t n)
 {
     wr_batch *b = &w->batch[0];
-    decide_batch(w, b, reqs, n);
+    batch_begin(w, b, reqs);
+    decide_more(w, b, n);
     int rc = commit_batch(w, b);
     if (rc) {
         char err[512];
@@ -292,11 +300,13 @@ int wr_process(wr_writer *w, wr_req **reqs, size_t n)
     return 0;
 }
 
-/* ---- the pipelined loop: batch N commits on a second thread while batch
- * N+1 is decided; N's answers go out as soon as N is durable. ---- */
+/* ---- the pipelined loop: batch N commits on a second thread while the
+ * commands arriving meanwhile are decided into batch N+1; N's answers go
+ * out as soon as N is durable. ---- */
 
 typedef struct committer {
     wr_writer *w;
+    const wr_source *src; /* kicked when a commit ends */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -330,6 +340,9 @@ static void *commit_loop(void *arg)
             c->failed = rc;
         c->todo = NULL;
         pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        c->src->kick(c->src->ctx); /* the decider hands over the next batch */
+        pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -348,11 +361,27 @@ static int wait_idle(committer *c)
     return rc;
 }
 
+static bool is_idle(committer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool idle = !c->todo;
+    pthread_mutex_unlock(&c->mu);
+    return idle;
+}
+
+static void hand_over(committer *c, wr_batch *b)
+{
+    pthread_mutex_lock(&c->mu);
+    c->todo = b;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
 int wr_run(wr_writer *w, const wr_source *src)
 {
     size_t max = w->cfg.max_batch;
     wr_req **reqs = malloc(2 * max * sizeof *reqs);
-    committer c = {.w = w};
+    committer c = {.w = w, .src = src};
     if (!reqs)
         return LOG_ENOMEM;
     pthread_mutex_init(&c.mu, NULL);
@@ -361,27 +390,37 @@ int wr_run(wr_writer *w, const wr_source *src)
         free(reqs);
         return LOG_ENOMEM;
     }
-    size_t n;
     int k = 0;
+    bool closed = false;
     char err[512];
-    while ((n = src->take(src->ctx, reqs + (size_t)k * max, max)) > 0) {
-        wr_batch *b = &w->batch[k];
-        decide_batch(w, b, reqs + (size_t)k * max, n);
-        int rc = wait_idle(&c); /* the other batch is durable, or failed */
-        if (rc) {
-            /* b was decided on top of a batch that did not commit: fail it
-             * too, and go on from what the log holds. */
-            fail_batch(b, rc);
-            answer(b);
-            rebuild(w, err, sizeof err);
+    wr_batch *b = &w->batch[0];
+    batch_begin(w, b, reqs);
+    for (;;) {
+        if (b->n_reqs && (closed || b->n_reqs == max || is_idle(&c))) {
+            int rc = wait_idle(&c); /* the other batch is durable, or failed */
+            if (rc) {
+                /* b was decided on top of a batch that did not commit: fail
+                 * it too, and go on from what the log holds. */
+                fail_batch(b, rc);
+                answer(b);
+                rebuild(w, err, sizeof err);
+            } else {
+                maybe_snapshot(w);
+                hand_over(&c, b);
+                k ^= 1;
+                b = &w->batch[k];
+            }
+            batch_begin(w, b, reqs + (size_t)k * max);
             continue;
         }
-        maybe_snapshot(w);
-        pthread_mutex_lock(&c.mu);
-        c.todo = b;
-        pthread_cond_signal(&c.cv);
-        pthread_mutex_unlock(&c.mu);
-        k ^= 1;
+        if (closed)
+            break;
+        /* Blocks until commands arrive or the commit in progress ends. */
+        long n = src->take(src->ctx, b->reqs + b->n_reqs, max - b->n_reqs);
+        if (n < 0)
+            closed = true;
+        else if (n > 0)
+            decide_more(w, b, (size_t)n);
     }
     if (wait_idle(&c))
         rebuild(w, err, sizeof err);
@@ -437,21 +476,33 @@ void wr_queue_close(wr_queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
-static size_t queue_take(void *ctx, wr_req **reqs, size_t max)
+static long queue_take(void *ctx, wr_req **reqs, size_t max)
 {
     wr_queue *q = ctx;
-    size_t n = 0;
+    long n = 0;
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closed)
+    while (!q->head && !q->closed && !q->kicked)
         pthread_cond_wait(&q->cv, &q->mu);
-    while (q->head && n < max) {
+    q->kicked = false;
+    while (q->head && (size_t)n < max) {
         reqs[n++] = q->head;
         q->head = q->head->next;
     }
     if (!q->head)
         q->tail = NULL;
+    if (n == 0 && q->closed)
+        n = -1;
     pthread_mutex_unlock(&q->mu);
     return n;
 }
 
-wr_source wr_queue_source(wr_queue *q) { return (wr_source){queue_take, q}; }
+static void queue_kick(void *ctx)
+{
+    wr_queue *q = ctx;
+    pthread_mutex_lock(&q->mu);
+    q->kicked = true;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+wr_source wr_queue_source(wr_queue *q) { return (wr_source){queue_take, queue_kick, q}; }

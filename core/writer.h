@@ -62,16 +62,21 @@ uint64_t wr_batches(const wr_writer *w);
 
 /* ---- command sources ---- */
 
-/* take() blocks until at least one request is there and moves up to max of
- * them into reqs; it returns how many, or 0 when the source is closed and
- * empty. */
+/* take() blocks until at least one request is there, the source is closed,
+ * or kick() was called since the last take(); it moves up to max waiting
+ * requests into reqs and returns how many (0 after a kick), or -1 when the
+ * source is closed and empty. kick() may be called from any thread. */
 typedef struct wr_source {
-    size_t (*take)(void *ctx, wr_req **reqs, size_t max);
+    long (*take)(void *ctx, wr_req **reqs, size_t max);
+    void (*kick)(void *ctx);
     void *ctx;
 } wr_source;
 
-/* Runs the pipelined loop until the source closes: take, decide, commit,
- * done. */
+/* Runs the pipelined loop until the source closes: while one batch commits
+ * on a second thread, every command that arrives is decided into the next
+ * batch, which is handed over the moment the commit ends (or when it is
+ * full). A command thus waits for at most the commit in progress and its
+ * own. Answers (`done`) go out as soon as their batch is durable. */
 int wr_run(wr_writer *w, const wr_source *src);
 
 /* The in-process queue (many producer threads, one writer thread). */
@@ -80,6 +85,7 @@ typedef struct wr_queue {
     pthread_cond_t cv;
     wr_req *head, *tail;
     bool closed;
+    bool kicked;
 } wr_queue;
 void wr_queue_init(wr_queue *q);
 void wr_queue_destroy(wr_queue *q);
