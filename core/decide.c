@@ -668,7 +668,7 @@ static dec_reason token(const st_state *s, const dec_cmd *c, dec_out *o)
 
 /* ------------------------------------------------------------- dispatch */
 
-dec_reason dec_decide(const st_state *s, const dec_cmd *c, dec_out *o)
+void dec_out_clear(dec_out *o)
 {
     o->reason = DEC_OK;
     o->field = o->message = NULL;
@@ -680,6 +680,11 @@ dec_reason dec_decide(const st_state *s, const dec_cmd *c, dec_out *o)
     o->total = 0;
     o->first_pos = o->last_pos = 0;
     o->n_ev = 0;
+}
+
+dec_reason dec_decide(const st_state *s, const dec_cmd *c, dec_out *o)
+{
+    dec_out_clear(o);
     if (!str_ok(c->correlation, EV_MAX_ID_STR) || !str_ok(c->causation, EV_MAX_ID_STR) ||
         !str_ok(c->actor, EV_MAX_ID_STR) || !str_ok(c->idem_key, EV_MAX_ID_STR))
         return refuse(o, DEC_INVALID, "envelope", "ids of at most 128 bytes");

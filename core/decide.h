@@ -144,6 +144,10 @@ typedef struct dec_out {
     char email[256]; /* the normalised e-mail of a registration */
 } dec_out;
 
+/* Resets out's outcome to "accepted, no events" without touching its
+ * event arrays (tens of kB that only n_ev of are ever read). */
+void dec_out_clear(dec_out *out);
+
 /* Decides `c` against `s` into `out` (which it resets first). */
 dec_reason dec_decide(const st_state *s, const dec_cmd *c, dec_out *out);
 
