@@ -230,3 +230,74 @@ int cgen_prune(const char *root, unsigned below, char *err, size_t errlen)
     free(old);
     return rc;
 }
+
+/* ------------------------------------------------------ unsynced marker */
+
+#define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
+#define BOOT_ID_LEN 36
+
+/* This boot's id (36 characters) into id; false if it cannot be read. */
+static bool read_boot_id(char id[BOOT_ID_LEN + 1])
+{
+    int fd = open(BOOT_ID_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, id, BOOT_ID_LEN);
+    close(fd);
+    id[n > 0 ? n : 0] = 0;
+    return n == BOOT_ID_LEN;
+}
+
+static int sync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int cgen_mark_unsynced(const char *dir, char *err, size_t errlen)
+{
+    char path[CGEN_PATH_MAX + 16], id[BOOT_ID_LEN + 1];
+    snprintf(path, sizeof path, "%s/unsynced", dir);
+    if (!read_boot_id(id)) {
+        snprintf(err, errlen, "cannot read %s: %s", BOOT_ID_FILE, strerror(errno));
+        return CGEN_EIO;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, id, BOOT_ID_LEN) != BOOT_ID_LEN || fsync(fd) != 0 ||
+        sync_path(dir, O_RDONLY | O_DIRECTORY) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return CGEN_EIO;
+    }
+    close(fd);
+    return 0;
+}
+
+int cgen_clear_unsynced(const char *dir, char *err, size_t errlen)
+{
+    char path[CGEN_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/unsynced", dir);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+        return CGEN_EIO;
+    }
+    return 0;
+}
+
+bool cgen_unsynced_stale(const char *dir)
+{
+    char path[CGEN_PATH_MAX + 16], mine[BOOT_ID_LEN + 1], got[BOOT_ID_LEN + 1];
+    snprintf(path, sizeof path, "%s/unsynced", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno != ENOENT;
+    ssize_t n = read(fd, got, BOOT_ID_LEN);
+    close(fd);
+    got[n > 0 ? n : 0] = 0;
+    return n != BOOT_ID_LEN || !read_boot_id(mine) || strcmp(got, mine) != 0;
+}

@@ -16,6 +16,7 @@
 #ifndef WS_CACHE_GEN_H
 #define WS_CACHE_GEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum { CGEN_OK = 0, CGEN_EIO = -1, CGEN_ENOENT = -2 };
@@ -43,6 +44,25 @@ int cgen_publish(const char *root, unsigned gen, char *err, size_t errlen);
 
 /* Removes every generation numbered below `below` (never the live one). */
 int cgen_prune(const char *root, unsigned below, char *err, size_t errlen);
+
+/* ---- generations written without a sync per commit ----
+ * The live projector commits to the cache without flushing to the disk (the
+ * cache is derived: the log is what is durable). A crash of the process
+ * loses nothing (the kernel still holds every write), but a crash of the
+ * machine may leave the environment torn. So before the first such commit
+ * the projector writes a marker holding this boot's id into the
+ * generation's directory (synced), and removes it after a final sync on a
+ * clean close. A marker from another boot means the machine stopped while
+ * the generation had unflushed commits: it is not to be trusted, and is
+ * rebuilt from the log. */
+
+/* Writes dir/unsynced with this boot's id and syncs it and dir. */
+int cgen_mark_unsynced(const char *dir, char *err, size_t errlen);
+/* Removes the marker (after the caller has synced the environment). */
+int cgen_clear_unsynced(const char *dir, char *err, size_t errlen);
+/* True when dir/unsynced exists and was written during another boot (or
+ * cannot be read). */
+bool cgen_unsynced_stale(const char *dir);
 
 /* ROOT/gen-NNNNNN for a number. */
 void cgen_dir(const char *root, unsigned gen, char *dir, size_t dirlen);

@@ -1842,6 +1842,11 @@ static void w_close_env(pc_writer *w)
     if (w->txn)
         mdb_txn_abort(w->txn);
     w->txn = NULL;
+    /* A clean close: everything on disk, so the generation is trusted
+     * after any restart (a builder's is synced by proj_cache_sync). */
+    char err[256];
+    if (w->env && !w->builder && mdb_env_sync(w->env, 1) == 0)
+        cgen_clear_unsynced(w->path, err, sizeof err);
     if (w->env)
         mdb_env_close(w->env);
     w->env = NULL;
@@ -1941,9 +1946,27 @@ static int w_open_env(pc_writer *w, const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open %s: %s", np, strerror(errno));
         return PROJ_CACHE_EIO;
     }
-    /* A builder's commits are not synced one by one: a crash abandons the
-     * whole build, and proj_cache_sync makes it durable before the swap. */
-    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | (w->builder ? MDB_NOSYNC : 0);
+    /* No commit is synced one by one. A builder's: a crash abandons the
+     * whole build, and proj_cache_sync makes it durable before the swap.
+     * The live writer's: the cache is derived from the durable log, a crash
+     * of the process loses nothing, and one of the machine is caught by the
+     * generation's unsynced marker (cache_gen.h), which makes the projector
+     * rebuild it. */
+    if (!w->builder) {
+        if (cgen_unsynced_stale(w->path)) {
+            snprintf(err, errlen,
+                     "cache %s had commits not yet on disk when the machine stopped: it is "
+                     "rebuilt from the log",
+                     w->path);
+            w_close_env(w);
+            return PROJ_CACHE_EMISMATCH;
+        }
+        if (cgen_mark_unsynced(w->path, err, errlen) != 0) {
+            w_close_env(w);
+            return PROJ_CACHE_EIO;
+        }
+    }
+    unsigned flags = MDB_NOTLS | MDB_NOSYNC;
     int mrc;
     if ((mrc = mdb_env_create(&w->env)) != 0 ||
         (mrc = mdb_env_set_maxdbs(w->env, 16)) != 0 ||
@@ -2046,6 +2069,8 @@ int proj_cache_sync(proj_sink *sink, char *err, size_t errlen)
 
 int proj_cache_retire(const char *gen_dir, char *err, size_t errlen)
 {
+    if (cgen_unsynced_stale(gen_dir))
+        return 0; /* no reader opens it; not to be written either */
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi meta;
@@ -2255,6 +2280,12 @@ static int r_open_env(proj_cache_reader *r, const char *dir, MDB_env **envp, MDB
     if (access(dp, R_OK) != 0) {
         snprintf(err, errlen, "no cache at %s (%s); its projector creates it", dir,
                  strerror(errno));
+        return PROJ_CACHE_ENOENT;
+    }
+    if (cgen_unsynced_stale(dir)) {
+        snprintf(err, errlen,
+                 "cache %s is not trusted after the machine stopped; its projector rebuilds it",
+                 dir);
         return PROJ_CACHE_ENOENT;
     }
     MDB_env *env = NULL;

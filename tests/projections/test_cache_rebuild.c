@@ -361,3 +361,60 @@ Test(cache_rebuild, the_projector_rebuilds_a_cache_it_cannot_use, .timeout = 120
     cr_assert_arr_eq(d, clean, 32);
     fx_fini(&f);
 }
+
+static bool has_marker(const char *root, unsigned gen)
+{
+    char dir[CGEN_PATH_MAX], path[CGEN_PATH_MAX + 16];
+    struct stat st;
+    cgen_dir(root, gen, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/unsynced", dir);
+    return stat(path, &st) == 0;
+}
+
+Test(cache_rebuild, a_cache_left_unsynced_by_a_machine_crash_is_rebuilt, .timeout = 120)
+{
+    fixture f;
+    fx_init(&f, 3000);
+    /* The live projector commits without syncing; while it runs its
+     * generation carries this boot's marker, and a clean stop syncs and
+     * removes it. */
+    pid_t pid = start_projector(&f);
+    uint8_t d[32], clean[32];
+    digest_at(f.cache, log_end_of(&f), d);
+    cr_assert(has_marker(f.cache, 1), "the running projector marked its generation");
+    char dir[CGEN_PATH_MAX], err[512];
+    cgen_dir(f.cache, 1, dir, sizeof dir);
+    cr_assert_not(cgen_unsynced_stale(dir), "this boot's marker is not stale");
+    stop_child(pid, 0);
+    cr_assert_not(has_marker(f.cache, 1), "a clean stop leaves no marker");
+    /* A process crash leaves this boot's marker: the cache is still good. */
+    pid = start_projector(&f);
+    for (int i = 0; i < 500 && !has_marker(f.cache, 1); i++)
+        usleep(10000);
+    cr_assert(has_marker(f.cache, 1), "the projector opened the cache again");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert(has_marker(f.cache, 1));
+    cr_assert_eq(projector_once(&f, f.keyfile), 0);
+    cr_assert_eq(live_gen(f.cache), 1, "after a process crash the generation is kept");
+    /* A marker from another boot: the machine stopped with commits not on
+     * disk. Readers refuse the generation as absent; the projector builds
+     * a new one from the log and swaps it in. */
+    char path[CGEN_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/unsynced", dir);
+    FILE *m = fopen(path, "w");
+    cr_assert_not_null(m);
+    fputs("00000000-0000-4000-8000-000000000000", m);
+    fclose(m);
+    cr_assert(cgen_unsynced_stale(dir));
+    proj_cache_reader *r = NULL;
+    cr_assert_eq(proj_cache_open_reader(f.cache, ts_email_key, &r, err, sizeof err),
+                 PROJ_CACHE_ENOENT, "a reader refuses it: %s", err);
+    cr_assert_eq(projector_once(&f, f.keyfile), 0, "the projector rebuilt the cache");
+    cr_assert_eq(live_gen(f.cache), 2);
+    cr_assert_not(has_marker(f.cache, 2));
+    digest_at(f.cache, log_end_of(&f), d);
+    clean_digest(&f, clean);
+    cr_assert_arr_eq(d, clean, 32);
+    fx_fini(&f);
+}
