@@ -26,8 +26,14 @@
 #include "reply.h"
 
 struct api_thread {
-    int unused;
+    uv_timer_t release; /* thread 0: releases the cache map's pages */
+    api_app *app;
 };
+
+/* What the API once read from the cache (every order it answered, say)
+ * need not stay resident in its memory: every few seconds the map's pages
+ * are released (they stay in the page cache). */
+#define RELEASE_PAGES_MS 2000
 
 /* The route index travels to on_response in this response header, which
  * on_response removes. */
@@ -431,10 +437,23 @@ fail:
     return -1;
 }
 
+static void on_release_pages(uv_timer_t *t)
+{
+    api_thread *th = t->data;
+    proj_cache_release_pages(th->app->cache);
+}
+
 static void on_thread_start(void *ud, int index, h2o_context_t *ctx)
 {
     api_app *app = ud;
     cmd_bus_attach(app->bus, index, ctx->loop);
+    if (index == 0) {
+        api_thread *th = &app->threads[0];
+        th->app = app;
+        uv_timer_init(ctx->loop, &th->release);
+        th->release.data = th;
+        uv_timer_start(&th->release, on_release_pages, RELEASE_PAGES_MS, RELEASE_PAGES_MS);
+    }
 }
 
 static void on_thread_stop(void *ud, int index, h2o_context_t *ctx)
@@ -442,6 +461,10 @@ static void on_thread_stop(void *ud, int index, h2o_context_t *ctx)
     api_app *app = ud;
     (void)ctx;
     cmd_bus_detach(app->bus, index);
+    if (index == 0) {
+        uv_timer_stop(&app->threads[0].release);
+        uv_close((uv_handle_t *)&app->threads[0].release, NULL);
+    }
 }
 
 static bool busy(void *ud, int index)

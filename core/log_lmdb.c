@@ -13,6 +13,13 @@
  * keys (byte order = numeric order), appended with MDB_APPEND. A batch is one
  * write transaction; the environment syncs on commit, so a committed batch is
  * durable and a crash leaves only whole batches.
+ *
+ * The log is read in order and appended to; a page once passed is not
+ * needed again soon. So that a long-running writer or reader does not keep
+ * the whole file resident in its own memory (the map's pages count in its
+ * RSS), the map's pages are released (MADV_DONTNEED: they stay in the page
+ * cache, a later touch maps them again) after every LMDB_TRIM_BYTES read
+ * or written.
  */
 #include "event.h"
 #include "log.h"
@@ -27,11 +34,13 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_MAPSIZE (64ull << 30)
+#define LMDB_TRIM_BYTES (16u << 20)
 
 typedef struct log_lmdb {
     log_t base;
@@ -45,7 +54,20 @@ typedef struct log_lmdb {
     /* writer's cache of the tail */
     uint64_t end;
     uint8_t tail_hash[EV_HASH_LEN];
+    _Atomic size_t since_trim; /* bytes read or written since the last trim */
 } log_lmdb;
+
+/* Counts bytes passed; releases the map's resident pages every
+ * LMDB_TRIM_BYTES (advisory: a failure changes nothing). */
+static void pass_bytes(log_lmdb *l, size_t n)
+{
+    if ((l->since_trim += n) < LMDB_TRIM_BYTES)
+        return;
+    l->since_trim = 0;
+    MDB_envinfo info;
+    if (mdb_env_info(l->env, &info) == 0 && info.me_mapaddr)
+        (void)madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+}
 
 static void key_of(uint64_t pos, uint8_t k[8])
 {
@@ -277,6 +299,7 @@ static int lmdb_append(log_t *base, const uint8_t *data, const size_t *lens,
         memcpy(l->tail_hash, prev, EV_HASH_LEN);
         break;
     }
+    pass_bytes(l, off);
     /* Wake readers: any write to the notify file fires their inotify. */
     uint8_t eb[8];
     key_of(l->end, eb);
@@ -303,7 +326,7 @@ static int lmdb_scan(log_t *base, uint64_t from, size_t max, log_visit_fn fn,
     key_of(from, kb);
     MDB_val k = {8, kb}, v;
     uint64_t nx = from;
-    size_t count = 0;
+    size_t count = 0, bytes = 0;
     int rc = 0;
     mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (mrc == 0 && (max == 0 || count < max)) {
@@ -317,12 +340,14 @@ static int lmdb_scan(log_t *base, uint64_t from, size_t max, log_visit_fn fn,
         log_rec r = {pos_of(&k), v.mv_data, v.mv_size};
         nx = r.pos + 1;
         count++;
+        bytes += v.mv_size;
         if ((rc = fn(ud, &r)) != 0)
             break;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    pass_bytes(l, bytes);
     if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = fail(l, LOG_EIO, "reading %s failed: %s", l->path, mrc);
     if (next)

@@ -33,6 +33,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -2221,6 +2222,18 @@ static proj_cache_reader *r_new(const char *root, const char *path)
     pthread_mutex_init(&r->mu, NULL);
     pthread_rwlock_init(&r->map, NULL);
     return r;
+}
+
+void proj_cache_release_pages(proj_cache_reader *r)
+{
+    if (!r)
+        return;
+    pthread_rwlock_rdlock(&r->map);
+    MDB_env *env = r->writer ? r->writer->env : r->env;
+    MDB_envinfo info;
+    if (env && mdb_env_info(env, &info) == 0 && info.me_mapaddr)
+        (void)madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+    pthread_rwlock_unlock(&r->map);
 }
 
 void proj_cache_reader_close(proj_cache_reader *r)

@@ -166,6 +166,11 @@ int proj_cache_open_reader(const char *path, const uint8_t email_key[32],
  * (open and close it on the thread that owns the sink; use it from any). */
 int proj_cache_writer_reader(proj_sink *sink, proj_cache_reader **out,
                              char *err, size_t errlen);
+/* Releases the reader's map pages from this process's resident memory
+ * (MADV_DONTNEED: they stay in the page cache, the next read maps them
+ * again). A long-running reader calls it now and then so that what it once
+ * read (every order placed, say) does not stay in its RSS. */
+void proj_cache_release_pages(proj_cache_reader *r);
 void proj_cache_reader_close(proj_cache_reader *r);
 
 /* The position the cache has applied up to: every event with position <
