@@ -17,7 +17,6 @@
 #include "admin.h"
 
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "orders.h"
 #include "query.h"
 #include "reply.h"
+#include "rnd.h"
 #include "validate.h"
 
 #define ADMIN_CHUNK 500       /* orders per streamed chunk */
@@ -635,7 +635,7 @@ static void new_watch_id(api_req *r, uint8_t id[16])
              sizeof domain - 1 + key.len, mac, &n);
         memcpy(id, mac, 16);
     } else {
-        RAND_bytes(id, 16);
+        rnd_bytes(id, 16);
     }
     id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);
     id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);

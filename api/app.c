@@ -7,7 +7,6 @@
  */
 #include "api.h"
 
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "passwd.h"
 #include "query.h"
 #include "reply.h"
+#include "rnd.h"
 
 struct api_thread {
     uv_timer_t release; /* thread 0: releases the cache map's pages */
@@ -58,7 +58,7 @@ static h2o_iovec_t correlation_id(h2o_req_t *h)
     if (ok)
         return v;
     uint8_t id[16];
-    RAND_bytes(id, sizeof id);
+    rnd_bytes(id, sizeof id);
     id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);
     id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
     char *s = h2o_mem_alloc_pool(&h->pool, 37);

@@ -12,7 +12,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "b64.h"
 #include "orders.h"
 #include "reply.h"
+#include "rnd.h"
 #include "validate.h"
 
 typedef struct checkout {
@@ -295,7 +295,7 @@ void checkout_place(api_req *r)
     if (!ok || !price_lines(r, k))
         return;
     uint8_t t[32];
-    RAND_bytes(t, sizeof t);
+    rnd_bytes(t, sizeof t);
     b64_encode(B64_URL, t, 32, k->token, sizeof k->token);
     digest_sha256_hex(k->token, strlen(k->token), k->token_hash);
     ev_buf buf = {0};

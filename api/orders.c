@@ -11,7 +11,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "digest.h"
 #include "b64.h"
 #include "reply.h"
+#include "rnd.h"
 #include "validate.h"
 
 static h2o_iovec_t req_header(h2o_req_t *h, const char *name)
@@ -82,7 +82,7 @@ static void guest_token(api_req *r, const dec_cmd *cmd, char out[48])
         HMAC(EVP_sha256(), r->app->jwt_key, 32, (const uint8_t *)cmd->idem_key.p,
              cmd->idem_key.n, t, &n);
     } else {
-        RAND_bytes(t, sizeof t);
+        rnd_bytes(t, sizeof t);
     }
     b64_encode(B64_URL, t, 32, out, 48);
 }

@@ -260,7 +260,7 @@ run_threads() {
   for i in $(seq 1 "$runs"); do
     say "t$T orders run $i/$runs"
     if [ "$perf" = 1 ] && [ "$i" = 2 ]; then
-      (sleep 2; perf record -g -o "$work/perf-t$T.data" -p "$api" -- sleep 5 >/dev/null 2>&1) &
+      (sleep 2; perf record --call-graph dwarf,16384 -F 499 -o "$work/perf-t$T.data" -p "$api" -- sleep 5 >/dev/null 2>&1) &
       perf_pid=$!
     fi
     line=$(ORDERS_CATALOG=$st/catalog.lua wrk_run "t$T-orders-$i" "$base/api/v1/orders" "$here/orders.lua")
