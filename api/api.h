@@ -100,6 +100,9 @@ api_req *api_req_wrap(h2o_req_t *h, api_app *app);
 /* Whether a request's Origin is one the API allows (CORS, cookie auth). */
 bool api_origin_allowed(const api_app *app, h2o_iovec_t origin);
 
+/* The request's thread's memo of rendered answers (memo.h). */
+struct memo *api_memo(api_req *r);
+
 /* Opens the application (the cache, the keys) for the configuration. */
 int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen);
 /* The server's hooks for this application. */

@@ -24,10 +24,12 @@
 #include "query.h"
 #include "reply.h"
 #include "rnd.h"
+#include "memo.h"
 
 struct api_thread {
     uv_timer_t release; /* thread 0: releases the cache map's pages */
     api_app *app;
+    memo *memo;         /* rendered answers of this thread's loop */
 };
 
 /* What the API once read from the cache (every order it answered, say)
@@ -400,6 +402,11 @@ int api_app_open(const api_config *cfg, api_app **out, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    for (int i = 0; i < app->n_threads; i++)
+        if (!(app->threads[i].memo = memo_new())) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
     if (secret_read_hex(cfg->email_key_file, "e-mail key", app->email_key, 32, err, errlen) != 0 ||
         open_jwt(app, err, errlen) != 0)
         goto fail;
@@ -485,6 +492,8 @@ srv_hooks api_app_hooks(api_app *app)
     return h;
 }
 
+memo *api_memo(api_req *r) { return r->app->threads[r->thread].memo; }
+
 void api_app_close(api_app *app)
 {
     if (!app)
@@ -494,6 +503,8 @@ void api_app_close(api_app *app)
     proj_cache_reader_close(app->cache);
     met_free(app->metrics);
     rl_free(app->limits);
+    for (int i = 0; app->threads && i < app->n_threads; i++)
+        memo_free(app->threads[i].memo);
     free(app->threads);
     free(app);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memo.h"
 #include "query.h"
 #include "reply.h"
 
@@ -80,6 +81,16 @@ void watches_list(api_req *r)
     int64_t page = has_page ? query_int(v, 1, 1, INT32_MAX) : 1;
     bool has_limit = query_get(pool, r->query, "limit", &v);
     int64_t limit = has_limit ? query_int(v, 24, 1, 200) : 24;
+    /* The same query at the same cache position: the same bytes. */
+    uint64_t pos = 0;
+    bool memo_ok = proj_cache_applied(r->app->cache, &pos) == 0;
+    size_t memo_len;
+    const char *memo_body =
+        memo_ok ? memo_get(api_memo(r), r->query.base, r->query.len, pos, &memo_len) : NULL;
+    if (memo_body) {
+        reply_json(r, 200, memo_body, memo_len);
+        return;
+    }
     ev_buf b = {0};
     list_ctx c = {&b, true, 0};
     int rc;
@@ -98,6 +109,8 @@ void watches_list(api_req *r)
                          (unsigned long long)((total + (uint64_t)limit - 1) / (uint64_t)limit));
         rc = rc || ev_buf_append(&b, tail, (size_t)n);
     }
+    if (memo_ok && !rc && !c.err)
+        memo_put(api_memo(r), r->query.base, r->query.len, pos, (const char *)b.p, b.len);
     reply_list(r, &b, rc || c.err);
     ev_buf_free(&b);
 }

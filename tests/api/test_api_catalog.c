@@ -255,3 +255,40 @@ Test(api_catalog, paths_errors_headers_cors_and_metrics)
     cr_assert_eq(r.status, 501);
     ta_resp_free(&r);
 }
+
+/* The stock of watch "Catalog watch NN" in a bare-array list. */
+static long long listed_stock(json_t *list, const char *name)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *w = json_array_get(list, i);
+        if (!strcmp(json_string_value(json_object_get(w, "watch_name")), name))
+            return json_integer_value(json_object_get(w, "stock_quantity"));
+    }
+    cr_assert_fail("%s is not listed", name);
+    return -1;
+}
+
+Test(api_catalog, a_repeated_list_follows_every_change_of_the_cache)
+{
+    /* The same query is answered from the rendered bytes while the cache
+     * stays where it was; an order changes the cache, and the next
+     * answer to the same query shows the new stock at once. */
+    json_t *a = get_json("/api/v1/watches", 200), *b = get_json("/api/v1/watches", 200);
+    cr_assert(json_equal(a, b));
+    cr_assert_eq(listed_stock(a, "Catalog watch 03"), 3);
+    json_decref(a);
+    json_decref(b);
+    char id[37], body[256];
+    uint8_t raw[16];
+    ts_watch_id(3, raw);
+    ev_uuid_format(raw, id);
+    snprintf(body, sizeof body,
+             "{\"items\":[{\"watch_id\":\"%s\",\"quantity\":2,\"unit_price\":\"130.00\"}]}", id);
+    ta_resp r;
+    ta_request(&srv, "POST", "/api/v1/orders", body, NULL, &r);
+    cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
+    ta_resp_free(&r);
+    a = get_json("/api/v1/watches", 200);
+    cr_assert_eq(listed_stock(a, "Catalog watch 03"), 1, "the order's stock shows at once");
+    json_decref(a);
+}
