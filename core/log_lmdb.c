@@ -17,12 +17,12 @@
  * The log is read in order and appended to; a page once passed is not
  * needed again soon. So that a long-running writer or reader does not keep
  * the whole file resident in its own memory (the map's pages count in its
- * RSS), the map's pages are released (MADV_DONTNEED: they stay in the page
- * cache, a later touch maps them again) after every LMDB_TRIM_BYTES read
- * or written.
+ * RSS), the map's pages are released (core/mapmem.h) after every
+ * LMDB_TRIM_BYTES read or written.
  */
 #include "event.h"
 #include "log.h"
+#include "mapmem.h"
 #include "wlock.h"
 
 #include <errno.h>
@@ -34,7 +34,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,9 +63,9 @@ static void pass_bytes(log_lmdb *l, size_t n)
     if ((l->since_trim += n) < LMDB_TRIM_BYTES)
         return;
     l->since_trim = 0;
-    MDB_envinfo info;
-    if (mdb_env_info(l->env, &info) == 0 && info.me_mapaddr)
-        (void)madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+    int fd;
+    if (mdb_env_get_fd(l->env, &fd) == 0)
+        (void)mapmem_release(fd);
 }
 
 static void key_of(uint64_t pos, uint8_t k[8])

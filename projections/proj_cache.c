@@ -15,6 +15,7 @@
 
 #include "core/civil.h"
 #include "core/ht.h"
+#include "core/mapmem.h"
 #include "core/wlock.h"
 
 #include "core/decide.h"
@@ -33,7 +34,6 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -2230,9 +2230,9 @@ void proj_cache_release_pages(proj_cache_reader *r)
         return;
     pthread_rwlock_rdlock(&r->map);
     MDB_env *env = r->writer ? r->writer->env : r->env;
-    MDB_envinfo info;
-    if (env && mdb_env_info(env, &info) == 0 && info.me_mapaddr)
-        (void)madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+    int fd;
+    if (env && mdb_env_get_fd(env, &fd) == 0)
+        (void)mapmem_release(fd);
     pthread_rwlock_unlock(&r->map);
 }
 

@@ -1604,3 +1604,58 @@ Test(log, grows_past_mapsize)
     batch_free(&b);
     ev_enc_free(enc);
 }
+
+/* Resident kB of this process's mappings of files under dir named
+ * data.mdb (from /proc/self/smaps). */
+static long resident_kb_of(const char *dir)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    cr_assert_not_null(f);
+    char line[4600];
+    bool in = false;
+    long kb = 0;
+    size_t dl = strlen(dir);
+    while (fgets(line, sizeof line, f)) {
+        char *path = strchr(line, '/');
+        if (strchr(line, '-') && strchr(line, ':') && line[0] != 'R' && line[0] != 'S')
+            in = path && !strncmp(path, dir, dl) && strstr(path, "/data.mdb");
+        long v;
+        if (in && sscanf(line, "Rss: %ld kB", &v) == 1)
+            kb += v;
+    }
+    fclose(f);
+    return kb;
+}
+
+static int count_bytes_fn(void *ud, const log_rec *r)
+{
+    *(uint64_t *)ud += r->len;
+    return 0;
+}
+
+Test(log, streaming_through_a_large_log_does_not_keep_it_resident, .timeout = 120)
+{
+    /* 48 MB appended by one handle and scanned by another in this
+     * process: the map's pages are released every 16 MB passed, so
+     * neither keeps the file in its resident memory. */
+    const char *dir = g_dir;
+    ev_enc *enc = ev_enc_new();
+    log_t *w, *r;
+    open_ok(dir, LOG_WRITE, &w);
+    open_ok(dir, LOG_READ, &r);
+    batch b = {0};
+    uint64_t first, last, bytes = 0;
+    while (bytes < (48u << 20)) {
+        cr_assert_eq(append_batch(w, enc, &b, 1, 2000, 0, &first, &last), LOG_OK);
+        bytes += b.buf.len;
+    }
+    uint64_t scanned = 0, next;
+    cr_assert_eq(log_scan(r, 0, 0, count_bytes_fn, &scanned, &next), LOG_OK);
+    cr_assert_geq(scanned, 48u << 20);
+    long kb = resident_kb_of(dir);
+    cr_assert_lt(kb, 36 * 1024, "%ld kB of the log resident after 48 MB appended and read", kb);
+    batch_free(&b);
+    log_close(r);
+    log_close(w);
+    ev_enc_free(enc);
+}
