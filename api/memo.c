@@ -33,7 +33,7 @@ static memo_slot *find(memo *m, const char *key, size_t klen)
 {
     for (int i = 0; i < MEMO_SLOTS; i++) {
         memo_slot *s = &m->slot[i];
-        if (s->body && s->klen == klen && memcmp(s->key, key, klen) == 0)
+        if (s->body && s->klen == klen && (klen == 0 || memcmp(s->key, key, klen) == 0))
             return s;
     }
     return NULL;
@@ -65,9 +65,11 @@ void memo_put(memo *m, const char *key, size_t klen, uint64_t pos, const char *b
     char *copy = malloc(len ? len : 1);
     if (!copy)
         return;
-    memcpy(copy, body, len);
+    if (len)
+        memcpy(copy, body, len);
     free(s->body);
-    memcpy(s->key, key, klen);
+    if (klen)
+        memcpy(s->key, key, klen);
     s->klen = klen;
     s->pos = pos;
     s->body = copy;
