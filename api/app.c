@@ -21,12 +21,13 @@
 #include "ratelimit.h"
 #include "core/secret.h"
 #include "jwt.h"
+#include "offload.h"
 #include "passwd.h"
 #include "query.h"
 #include "reply.h"
 
 struct api_thread {
-    int unused;
+    off_loop *off; /* the loop's offloaded work (password hashes) */
 };
 
 /* The route index travels to on_response in this response header, which
@@ -435,6 +436,8 @@ static void on_thread_start(void *ud, int index, h2o_context_t *ctx)
 {
     api_app *app = ud;
     cmd_bus_attach(app->bus, index, ctx->loop);
+    /* Without it (out of memory) hashing answers 503. */
+    app->threads[index].off = off_attach(ctx->loop);
 }
 
 static void on_thread_stop(void *ud, int index, h2o_context_t *ctx)
@@ -442,12 +445,16 @@ static void on_thread_stop(void *ud, int index, h2o_context_t *ctx)
     api_app *app = ud;
     (void)ctx;
     cmd_bus_detach(app->bus, index);
+    off_detach(app->threads[index].off);
+    app->threads[index].off = NULL;
 }
 
+/* Commands in flight, and hashes still to do (a re-hash after a login
+ * becomes a command when it is done). */
 static bool busy(void *ud, int index)
 {
     api_app *app = ud;
-    return cmd_bus_busy(app->bus, index);
+    return cmd_bus_busy(app->bus, index) || off_pending(app->threads[index].off) > 0;
 }
 
 srv_hooks api_app_hooks(api_app *app)
