@@ -2,10 +2,17 @@
  * refresh, logout, me.
  *
  * Passwords are hashed and verified on libuv's thread pool (scrypt costs
- * tens of milliseconds), never on the loop. Registering and issuing a
- * refresh token are commands to the writer (customer.registered,
- * token.issued); their answers wait until the cache has them, so the new
- * account can log in and refresh at once.
+ * hundreds of milliseconds; api/offload runs two at a time), never on the
+ * loop. Registering and issuing a refresh token are commands to the writer
+ * (customer.registered, token.issued); their answers wait until the cache
+ * has them, so the new account can log in and refresh at once.
+ *
+ * A login whose stored hash is bcrypt (the old backend's) or scrypt with
+ * other parameters re-hashes the password with the current setting after
+ * answering: fire and forget, a job of its own and then a command
+ * (customer.password_changed) tied to no request. The answer never waits
+ * for it, and a failure is a warning line (never the password or a hash);
+ * the next login tries again.
  *
  * Refresh tokens are 32 random bytes (base64url); only their SHA-256 is
  * stored. A refresh rotates: the new token is derived from the old one
@@ -25,6 +32,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "core/jlog.h"
 #include "digest.h"
 #include "b64.h"
 #include "offload.h"
@@ -288,10 +296,108 @@ void accounts_register(api_req *r)
 
 /* ------------------------------------------------------------ login */
 
+/* A re-hash after a login: the job's data (wiped when it is freed). */
+typedef struct rehash_job {
+    api_app *app;
+    int thread;
+    uint64_t customer_id;
+    char corr[80];
+    char password[PW_MAX_PASSWORD + 1];
+    size_t password_len;
+    char hash[PW_HASH_MAX];
+    int rc;
+} rehash_job;
+
+/* A warning line: the account and why, never the password or a hash (the
+ * correlation id is printable ASCII without quotes, see app.c). */
+static void rehash_warn(const char *corr, uint64_t customer_id, const char *msg, const char *why)
+{
+    char fields[300];
+    snprintf(fields, sizeof fields,
+             "\"correlation_id\":\"%s\",\"customer_id\":%llu,\"reason\":\"%s\"", corr,
+             (unsigned long long)customer_id, why);
+    jlog(stderr, "warn", msg, fields);
+}
+
+/* The writer's answer, for a call that had a request: calls made without
+ * one (this one) get no answer from api/cmd today, so a refusal or a failed
+ * append is not seen here; the next login tries again. */
+static void rehash_recorded(cmd_call *c, h2o_req_t *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+    const dec_out *o = cmd_out(c);
+    if (cmd_err(c) || o->reason != DEC_OK) {
+        char fields[120];
+        snprintf(fields, sizeof fields, "\"reason\":\"%s\"",
+                 cmd_err(c) ? "append_failed" : dec_reason_code(o->reason));
+        jlog(stderr, "warn", "a password re-hash was not recorded", fields);
+    }
+}
+
+static void rehash_work(void *data)
+{
+    rehash_job *j = data;
+    j->rc = pw_hash(j->password, j->password_len, j->hash, sizeof j->hash);
+    OPENSSL_cleanse(j->password, sizeof j->password);
+}
+
+/* On the login's loop, the new hash made: customer.password_changed. */
+static void rehashed(h2o_req_t *none, void *data)
+{
+    rehash_job *j = data;
+    (void)none;
+    if (j->rc != 0) {
+        rehash_warn(j->corr, j->customer_id, "a password could not be re-hashed",
+                    "hash_failed");
+        return;
+    }
+    cmd_call *c = cmd_new(NULL, DEC_PASSWORD_SET);
+    if (!c) {
+        rehash_warn(j->corr, j->customer_id, "a password re-hash was not recorded",
+                    "out_of_memory");
+        return;
+    }
+    dec_cmd *cmd = cmd_command(c);
+    char actor[48];
+    snprintf(actor, sizeof actor, "customer:%llu", (unsigned long long)j->customer_id);
+    cmd->correlation = cmd_keep(c, j->corr, strlen(j->corr));
+    cmd->actor = cmd_keep(c, actor, strlen(actor));
+    cmd->actor_customer = j->customer_id;
+    cmd->u.password.customer_id = j->customer_id;
+    cmd->u.password.password_hash = cmd_keep(c, j->hash, strlen(j->hash));
+    cmd->u.password.reason = cmd_keep(c, "rehash", 6);
+    cmd_submit(j->app->bus, j->thread, c, false, rehash_recorded, NULL);
+}
+
+/* Starts the re-hash of a password that just verified (fire and forget). */
+static void rehash_start(const session *s, const char *password, size_t len)
+{
+    off_job *oj = off_new(NULL, sizeof(rehash_job));
+    if (!oj) {
+        rehash_warn(s->corr, s->customer_id, "a password could not be re-hashed",
+                    "out_of_memory");
+        return;
+    }
+    rehash_job *j = off_data(oj);
+    j->app = s->app;
+    j->thread = s->thread;
+    j->customer_id = s->customer_id;
+    snprintf(j->corr, sizeof j->corr, "%s", s->corr);
+    memcpy(j->password, password, len);
+    j->password_len = len;
+    if (off_start(oj, rehash_work, rehashed) != 0) /* the job is gone */
+        rehash_warn(s->corr, s->customer_id, "a password could not be re-hashed",
+                    "not_started");
+}
+
 typedef struct login_job {
     session *s;
     char stored[PW_HASH_MAX];
     int result;
+    bool rehash; /* verified against a hash of an older kind or setting */
+    char password[PW_MAX_PASSWORD + 1]; /* wiped once used (and when freed) */
+    size_t password_len;
 } login_job;
 
 static void verify_work(void *data)
@@ -300,11 +406,13 @@ static void verify_work(void *data)
     session *s = j->s;
     /* An unknown e-mail is checked against the app's dummy hash, so that
      * it takes as long as a wrong password. */
-    j->result = pw_verify(s->password, s->password_len,
+    j->result = pw_verify(j->password, j->password_len,
                           j->stored[0] ? j->stored : s->app->dummy_hash);
     if (!j->stored[0])
         j->result = PW_MISMATCH;
-    OPENSSL_cleanse(s->password, sizeof s->password);
+    j->rehash = j->result == PW_OK && pw_needs_rehash(j->stored);
+    if (!j->rehash)
+        OPENSSL_cleanse(j->password, sizeof j->password);
 }
 
 static void verified(h2o_req_t *h, void *data)
@@ -316,8 +424,10 @@ static void verified(h2o_req_t *h, void *data)
                     NULL);
         return;
     }
-    /* Re-hashing an old backend's bcrypt hash needs an event of its own
-     * (the password is not changed by anything else); see the README. */
+    if (j->rehash) {
+        rehash_start(s, j->password, j->password_len);
+        OPENSSL_cleanse(j->password, sizeof j->password);
+    }
     new_refresh_token(s->refresh);
     issue_refresh(h, s);
 }
@@ -340,10 +450,12 @@ void accounts_login(api_req *r)
         return;
     }
     session *s = session_new(r, 200);
-    memcpy(s->password, pw.p, pw.n);
-    s->password_len = pw.n;
     off_job *j = off_new(r->h, sizeof(login_job));
     login_job *lj = j ? off_data(j) : NULL;
+    if (lj) {
+        memcpy(lj->password, pw.p, pw.n);
+        lj->password_len = pw.n;
+    }
     ev_buf buf = {0};
     proj_cache_customer acct;
     int rc = proj_cache_customer_by_email(r->app->cache, email, &buf, &acct);
