@@ -1,8 +1,8 @@
-/* offload.c - work on libuv's thread pool for a request or for none, a few
- * jobs at a time (see offload.h).
+/* offload.c - work on libuv's thread pool for a request or for none; the
+ * limited kind a few jobs at a time (see offload.h).
  *
- * The turns: `running` counts the jobs that hold one (on the pool, or given
- * one and about to be queued by their loop). A job that finishes hands its
+ * The turns: `running` counts the limited jobs that hold one (on the pool,
+ * or given one and about to be queued by their loop). A job that finishes hands its
  * turn straight to the oldest waiting job, so `running` only goes down when
  * nobody waits; the queue is never longer than it must be. A job's loop
  * and everything about it except the queue links are its loop thread's.
@@ -32,6 +32,7 @@ struct off_job {
     off_work_fn fn;
     off_done_fn done;
     off_job *next;      /* in the queue or a loop's ready list */
+    bool limited;       /* takes a turn */
     size_t size;
     max_align_t data[]; /* the caller's */
 };
@@ -77,15 +78,17 @@ static void on_work(uv_work_t *w)
 static void on_after(uv_work_t *w, int status);
 static void turn_over(off_loop *cur);
 
-/* Hands a job that holds a turn to the pool. */
+/* Hands a job (that holds a turn, if it is limited) to the pool. */
 static int queue_job(off_job *j)
 {
     if (uv_queue_work(j->owner->loop, &j->work, on_work, on_after) == 0)
         return 0;
     /* libuv refuses only a missing work function: give the turn on. */
     off_loop *l = j->owner;
+    bool limited = j->limited;
     job_free(j);
-    turn_over(l);
+    if (limited)
+        turn_over(l);
     return -1;
 }
 
@@ -139,7 +142,8 @@ static void on_after(uv_work_t *w, int status)
     off_job *j = (off_job *)w;
     off_loop *l = j->owner;
     (void)status;
-    turn_over(l);
+    if (j->limited)
+        turn_over(l);
     /* A job without a request always completes; one with a request only
      * while the request is there; none once the loop has detached. */
     if (!l->detached && (j->req || !j->slot)) {
@@ -249,6 +253,14 @@ int off_start(off_job *j, off_work_fn work, off_done_fn done)
 {
     j->fn = work;
     j->done = done;
+    return queue_job(j);
+}
+
+int off_start_limited(off_job *j, off_work_fn work, off_done_fn done)
+{
+    j->fn = work;
+    j->done = done;
+    j->limited = true;
     pthread_mutex_lock(&mu);
     if (running < OFF_MAX_RUNNING) {
         running++;

@@ -1,8 +1,10 @@
-/* test_offload.c - api/offload.c: at most OFF_MAX_RUNNING jobs on the pool
- * at once in the process, whatever loop made them; the others wait their
- * turn in the order they came and are never refused; completions run on the
- * loop that made the job, for a request only while it is there; a loop that
- * detaches drops its waiting jobs without losing a turn.
+/* test_offload.c - api/offload.c: at most OFF_MAX_RUNNING limited jobs
+ * (password hashes) on the pool at once in the process, whatever loop made
+ * them; the others wait their turn in the order they came and are never
+ * refused; other jobs (payment providers' calls) wait for no turn and take
+ * none; completions run on the loop that made the job, for a request only
+ * while it is there; a loop that detaches drops its waiting jobs without
+ * losing a turn.
  *
  * Jobs record what happened (in their own memory or in atomics) and the
  * test's own thread asserts afterwards: criterion's assertions belong on
@@ -24,12 +26,14 @@
 TestSuite(offload, .timeout = 30);
 
 /* What every job shares. */
-static atomic_int active, max_active, finished, works;
+static atomic_int active, max_active, finished, finished_limited, works;
 
 typedef struct rec {
     int idx;
     int sleep_ms;
-    int finished_at_start; /* jobs finished when this one started */
+    bool limited;
+    int finished_at_start; /* limited jobs finished when this one started */
+    int limited_finished_at_done; /* limited jobs finished when done ran */
     bool done;
     bool done_req_null;
     pthread_t done_thread;
@@ -55,11 +59,13 @@ static void work(void *data)
     int m = atomic_load(&max_active);
     while (now > m && !atomic_compare_exchange_weak(&max_active, &m, now)) {
     }
-    r->finished_at_start = atomic_load(&finished);
+    r->finished_at_start = atomic_load(&finished_limited);
     atomic_fetch_add(&works, 1);
     sleep_ms(r->sleep_ms);
     atomic_fetch_sub(&active, 1);
     atomic_fetch_add(&finished, 1);
+    if (r->limited)
+        atomic_fetch_add(&finished_limited, 1);
 }
 
 static void done(h2o_req_t *req, void *data)
@@ -75,24 +81,27 @@ static void reset(void)
     atomic_store(&active, 0);
     atomic_store(&max_active, 0);
     atomic_store(&finished, 0);
+    atomic_store(&finished_limited, 0);
     atomic_store(&works, 0);
     memset(recs, 0, sizeof recs);
 }
 
-/* Starts jobs [from, to) on this thread's loop (made without a request). */
+/* Starts limited jobs [from, to) on this thread's loop (made without a
+ * request). */
 static int start_jobs(int from, int to, int ms)
 {
     int refused = 0;
     for (int i = from; i < to; i++) {
         recs[i].idx = i;
         recs[i].sleep_ms = ms;
+        recs[i].limited = true;
         off_job *j = off_new(NULL, sizeof(job_data));
         if (!j) {
             refused++;
             continue;
         }
         ((job_data *)off_data(j))->r = &recs[i];
-        if (off_start(j, work, done) != 0)
+        if (off_start_limited(j, work, done) != 0)
             refused++;
     }
     return refused;
@@ -188,6 +197,47 @@ Test(offload, two_loops_share_the_turns)
     close_loop(&loop);
 }
 
+static void unlimited_done(h2o_req_t *req, void *data)
+{
+    rec *r = ((job_data *)data)->r;
+    r->done = true;
+    r->done_req_null = req == NULL;
+    r->limited_finished_at_done = atomic_load(&finished_limited);
+}
+
+/* Other work (a payment provider's API) waits for no turn and takes none:
+ * with both turns held by slow hashes, it runs and completes at once, and
+ * the hashes still run two at a time. */
+Test(offload, unlimited_jobs_take_no_turn)
+{
+    reset();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    off_loop *l = off_attach(&loop);
+    cr_assert_not_null(l);
+    cr_assert_eq(start_jobs(0, OFF_MAX_RUNNING + 1, 150), 0);
+    for (int i = 8; i < 10; i++) {
+        recs[i].idx = i;
+        recs[i].sleep_ms = 0;
+        off_job *j = off_new(NULL, sizeof(job_data));
+        cr_assert_not_null(j);
+        ((job_data *)off_data(j))->r = &recs[i];
+        cr_assert_eq(off_start(j, work, unlimited_done), 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(atomic_load(&works), OFF_MAX_RUNNING + 3);
+    for (int i = 8; i < 10; i++) {
+        cr_assert(recs[i].done, "unlimited job %d completed", i);
+        cr_assert_eq(recs[i].limited_finished_at_done, 0,
+                     "job %d waited for a hash: %d finished before it", i,
+                     recs[i].limited_finished_at_done);
+    }
+    /* The hashes: two at a time (the others did not count). */
+    cr_assert_geq(recs[OFF_MAX_RUNNING].finished_at_start, 1, "the third hash waited");
+    off_detach(l);
+    close_loop(&loop);
+}
+
 /* A loop that stops while its jobs wait: they never run or complete, and
  * the turns they would have had are still there for the others. */
 Test(offload, a_detached_loop_drops_its_waiting_jobs_and_keeps_the_turns)
@@ -238,10 +288,11 @@ Test(offload, a_request_that_left_gets_no_completion)
     for (int i = 0; i < 2; i++) {
         recs[i].idx = i;
         recs[i].sleep_ms = 30;
+        recs[i].limited = true;
         off_job *j = off_new(reqs[i], sizeof(job_data));
         cr_assert_not_null(j);
         ((job_data *)off_data(j))->r = &recs[i];
-        cr_assert_eq(off_start(j, work, done), 0);
+        cr_assert_eq(off_start_limited(j, work, done), 0);
     }
     h2o_mem_clear_pool(&leaves.pool); /* the client left */
     uv_run(&loop, UV_RUN_DEFAULT);
