@@ -76,10 +76,6 @@ typedef struct session {
     char replaces[65];  /* rotation: the old token's hash */
     char corr[80];
     int status;         /* 200 or 201 */
-    char password[PW_MAX_PASSWORD + 1];
-    size_t password_len;
-    char hash[PW_HASH_MAX];
-    int hash_rc;
     ev_str phone, address, city, country; /* register: into `extra` */
     char extra[1400];
 } session;
@@ -200,21 +196,28 @@ static void registered(cmd_call *c, h2o_req_t *h, void *ud)
     issue_refresh(h, s);
 }
 
+/* The work on the pool uses only the job's data: the session is the
+ * request's, gone if the client left while the hash waited or ran. */
 typedef struct hash_job {
-    session *s;
+    session *s; /* on the loop only */
+    char password[PW_MAX_PASSWORD + 1];
+    size_t password_len;
+    char hash[PW_HASH_MAX];
+    int rc;
 } hash_job;
 
 static void hash_work(void *data)
 {
-    session *s = ((hash_job *)data)->s;
-    s->hash_rc = pw_hash(s->password, s->password_len, s->hash, sizeof s->hash);
-    OPENSSL_cleanse(s->password, sizeof s->password);
+    hash_job *j = data;
+    j->rc = pw_hash(j->password, j->password_len, j->hash, sizeof j->hash);
+    OPENSSL_cleanse(j->password, sizeof j->password);
 }
 
 static void hashed(h2o_req_t *h, void *data)
 {
-    session *s = ((hash_job *)data)->s;
-    if (s->hash_rc != 0) {
+    hash_job *j = data;
+    session *s = j->s;
+    if (j->rc != 0) {
         reply_error(api_req_wrap(h, s->app), 500, "internal_error", "The password could not be hashed",
                     NULL);
         return;
@@ -233,7 +236,7 @@ static void hashed(h2o_req_t *h, void *data)
     cmd->u.reg.address = cmd_keep(c, s->address.p, s->address.n);
     cmd->u.reg.city = cmd_keep(c, s->city.p, s->city.n);
     cmd->u.reg.country = cmd_keep(c, s->country.p, s->country.n);
-    cmd->u.reg.password_hash = cmd_keep(c, s->hash, strlen(s->hash));
+    cmd->u.reg.password_hash = cmd_keep(c, j->hash, strlen(j->hash));
     cmd_submit(s->app->bus, s->thread, c, true, registered, s);
 }
 
@@ -275,8 +278,13 @@ void accounts_register(api_req *r)
     session *s = session_new(r, 201);
     snprintf(s->email, sizeof s->email, "%.*s", (int)email.n, email.p);
     snprintf(s->full_name, sizeof s->full_name, "%.*s", (int)name.n, name.p);
-    memcpy(s->password, pw.p, pw.n);
-    s->password_len = pw.n;
+    off_job *j = off_new(r->h, sizeof(hash_job));
+    hash_job *hj = j ? off_data(j) : NULL;
+    if (hj) {
+        hj->s = s;
+        memcpy(hj->password, pw.p, pw.n);
+        hj->password_len = pw.n;
+    }
     size_t used = 0;
     s->phone = stash(s, &used, phone);
     s->address = stash(s, &used, address);
@@ -284,13 +292,11 @@ void accounts_register(api_req *r)
     s->country = stash(s, &used, country);
     json_decref(root);
     val_free(&v);
-    off_job *j = off_new(r->h, sizeof(hash_job));
     if (!j) {
         unavailable(r);
         return;
     }
-    ((hash_job *)off_data(j))->s = s;
-    if (off_start(j, hash_work, hashed) != 0)
+    if (off_start_limited(j, hash_work, hashed) != 0)
         unavailable(r);
 }
 
@@ -386,13 +392,15 @@ static void rehash_start(const session *s, const char *password, size_t len)
     snprintf(j->corr, sizeof j->corr, "%s", s->corr);
     memcpy(j->password, password, len);
     j->password_len = len;
-    if (off_start(oj, rehash_work, rehashed) != 0) /* the job is gone */
+    if (off_start_limited(oj, rehash_work, rehashed) != 0) /* the job is gone */
         rehash_warn(s->corr, s->customer_id, "a password could not be re-hashed",
                     "not_started");
 }
 
+/* As for registering, the work uses only the job's data. */
 typedef struct login_job {
-    session *s;
+    session *s;          /* on the loop only */
+    const char *dummy;   /* the app's dummy hash */
     char stored[PW_HASH_MAX];
     int result;
     bool rehash; /* verified against a hash of an older kind or setting */
@@ -403,11 +411,9 @@ typedef struct login_job {
 static void verify_work(void *data)
 {
     login_job *j = data;
-    session *s = j->s;
     /* An unknown e-mail is checked against the app's dummy hash, so that
      * it takes as long as a wrong password. */
-    j->result = pw_verify(j->password, j->password_len,
-                          j->stored[0] ? j->stored : s->app->dummy_hash);
+    j->result = pw_verify(j->password, j->password_len, j->stored[0] ? j->stored : j->dummy);
     if (!j->stored[0])
         j->result = PW_MISMATCH;
     j->rehash = j->result == PW_OK && pw_needs_rehash(j->stored);
@@ -453,6 +459,7 @@ void accounts_login(api_req *r)
     off_job *j = off_new(r->h, sizeof(login_job));
     login_job *lj = j ? off_data(j) : NULL;
     if (lj) {
+        lj->dummy = r->app->dummy_hash;
         memcpy(lj->password, pw.p, pw.n);
         lj->password_len = pw.n;
     }
@@ -480,7 +487,7 @@ void accounts_login(api_req *r)
             memcpy(lj->stored, acct.password_hash.p, acct.password_hash.n);
     }
     ev_buf_free(&buf);
-    if (off_start(j, verify_work, verified) != 0)
+    if (off_start_limited(j, verify_work, verified) != 0)
         unavailable(r);
 }
 

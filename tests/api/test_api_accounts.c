@@ -7,6 +7,7 @@
  * hash in the cache, nothing for a wrong password or a current hash. */
 #define _GNU_SOURCE
 #include <crypt.h>
+#include <curl/curl.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -432,4 +433,67 @@ Test(api_accounts, a_burst_of_logins_waits_its_turn)
         pthread_join(th[i], NULL);
     for (int i = 0; i < N; i++)
         cr_assert_eq(t[i].status, i % 3 == 2 ? 401 : 200, "login %d: %ld", i, t[i].status);
+}
+
+typedef struct leaver {
+    char body[256];
+    const char *path;
+} leaver;
+
+static size_t discard(char *data, size_t size, size_t n, void *ud)
+{
+    (void)data;
+    (void)ud;
+    return size * n;
+}
+
+/* Sends a request over HTTP/2 (a stream the server drops, with the
+ * request's memory, when the client goes) and hangs up after 50 ms, before
+ * the answer. */
+static void *leave_early(void *arg)
+{
+    leaver *l = arg;
+    CURL *c = curl_easy_init();
+    char url[300];
+    snprintf(url, sizeof url, "%s%s", srv.base, l->path);
+    struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, l->body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 50L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_perform(c); /* times out: the client has left */
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Clients that leave while their hash waits for its turn (or runs): the
+ * api hashes in memory of its own, not the gone request's (the sanitizer
+ * build would see a use after free), answers the next ones, and stops
+ * cleanly (teardown). */
+Test(api_accounts, clients_that_leave_while_their_hash_waits)
+{
+    enum { N = 8 };
+    leaver l[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        if (i % 2) {
+            l[i].path = "/api/v1/auth/login";
+            snprintf(l[i].body, sizeof l[i].body,
+                     "{\"email\":\"old@example.com\",\"password\":\"legacy-pasS%d\"}", i);
+        } else {
+            l[i].path = "/api/v1/auth/register";
+            snprintf(l[i].body, sizeof l[i].body,
+                     "{\"email\":\"gone%d@example.com\",\"full_name\":\"Gone Client\","
+                     "\"password\":\"secret%d\"}",
+                     i, i);
+        }
+        cr_assert_eq(pthread_create(&th[i], NULL, leave_early, &l[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    json_decref(call("POST", "/api/v1/auth/login",
+                     "{\"email\":\"older@example.com\",\"password\":\"older-pass\"}", NULL, 200));
 }
