@@ -2,10 +2,11 @@
  * limited kind a few jobs at a time (see offload.h).
  *
  * The turns: `running` counts the limited jobs that hold one (on the pool,
- * or given one and about to be queued by their loop). A job that finishes hands its
- * turn straight to the oldest waiting job, so `running` only goes down when
- * nobody waits; the queue is never longer than it must be. A job's loop
- * and everything about it except the queue links are its loop thread's.
+ * or given one and about to be queued by their loop). A limited job that
+ * finishes hands its turn straight to the oldest waiting one, so `running`
+ * only goes down when nobody waits; the queue is never longer than it must
+ * be. A job's loop and everything about it except the queue links are its
+ * loop thread's.
  */
 #include "offload.h"
 
