@@ -2,10 +2,17 @@
  * refresh, logout, me.
  *
  * Passwords are hashed and verified on libuv's thread pool (scrypt costs
- * tens of milliseconds), never on the loop. Registering and issuing a
- * refresh token are commands to the writer (customer.registered,
- * token.issued); their answers wait until the cache has them, so the new
- * account can log in and refresh at once.
+ * hundreds of milliseconds; api/offload runs two at a time), never on the
+ * loop. Registering and issuing a refresh token are commands to the writer
+ * (customer.registered, token.issued); their answers wait until the cache
+ * has them, so the new account can log in and refresh at once.
+ *
+ * A login whose stored hash is bcrypt (the old backend's) or scrypt with
+ * other parameters re-hashes the password with the current setting after
+ * answering: fire and forget, a job of its own and then a command
+ * (customer.password_changed) tied to no request. The answer never waits
+ * for it, and a failure is a warning line (never the password or a hash);
+ * the next login tries again.
  *
  * Refresh tokens are 32 random bytes (base64url); only their SHA-256 is
  * stored. A refresh rotates: the new token is derived from the old one
@@ -25,6 +32,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "core/jlog.h"
 #include "digest.h"
 #include "b64.h"
 #include "offload.h"
@@ -68,10 +76,6 @@ typedef struct session {
     char replaces[65];  /* rotation: the old token's hash */
     char corr[80];
     int status;         /* 200 or 201 */
-    char password[PW_MAX_PASSWORD + 1];
-    size_t password_len;
-    char hash[PW_HASH_MAX];
-    int hash_rc;
     ev_str phone, address, city, country; /* register: into `extra` */
     char extra[1400];
 } session;
@@ -192,21 +196,28 @@ static void registered(cmd_call *c, h2o_req_t *h, void *ud)
     issue_refresh(h, s);
 }
 
+/* The work on the pool uses only the job's data: the session is the
+ * request's, gone if the client left while the hash waited or ran. */
 typedef struct hash_job {
-    session *s;
+    session *s; /* on the loop only */
+    char password[PW_MAX_PASSWORD + 1];
+    size_t password_len;
+    char hash[PW_HASH_MAX];
+    int rc;
 } hash_job;
 
 static void hash_work(void *data)
 {
-    session *s = ((hash_job *)data)->s;
-    s->hash_rc = pw_hash(s->password, s->password_len, s->hash, sizeof s->hash);
-    OPENSSL_cleanse(s->password, sizeof s->password);
+    hash_job *j = data;
+    j->rc = pw_hash(j->password, j->password_len, j->hash, sizeof j->hash);
+    OPENSSL_cleanse(j->password, sizeof j->password);
 }
 
 static void hashed(h2o_req_t *h, void *data)
 {
-    session *s = ((hash_job *)data)->s;
-    if (s->hash_rc != 0) {
+    hash_job *j = data;
+    session *s = j->s;
+    if (j->rc != 0) {
         reply_error(api_req_wrap(h, s->app), 500, "internal_error", "The password could not be hashed",
                     NULL);
         return;
@@ -225,7 +236,7 @@ static void hashed(h2o_req_t *h, void *data)
     cmd->u.reg.address = cmd_keep(c, s->address.p, s->address.n);
     cmd->u.reg.city = cmd_keep(c, s->city.p, s->city.n);
     cmd->u.reg.country = cmd_keep(c, s->country.p, s->country.n);
-    cmd->u.reg.password_hash = cmd_keep(c, s->hash, strlen(s->hash));
+    cmd->u.reg.password_hash = cmd_keep(c, j->hash, strlen(j->hash));
     cmd_submit(s->app->bus, s->thread, c, true, registered, s);
 }
 
@@ -267,8 +278,13 @@ void accounts_register(api_req *r)
     session *s = session_new(r, 201);
     snprintf(s->email, sizeof s->email, "%.*s", (int)email.n, email.p);
     snprintf(s->full_name, sizeof s->full_name, "%.*s", (int)name.n, name.p);
-    memcpy(s->password, pw.p, pw.n);
-    s->password_len = pw.n;
+    off_job *j = off_new(r->h, sizeof(hash_job));
+    hash_job *hj = j ? off_data(j) : NULL;
+    if (hj) {
+        hj->s = s;
+        memcpy(hj->password, pw.p, pw.n);
+        hj->password_len = pw.n;
+    }
     size_t used = 0;
     s->phone = stash(s, &used, phone);
     s->address = stash(s, &used, address);
@@ -276,35 +292,133 @@ void accounts_register(api_req *r)
     s->country = stash(s, &used, country);
     json_decref(root);
     val_free(&v);
-    off_job *j = off_new(r->h, sizeof(hash_job));
     if (!j) {
         unavailable(r);
         return;
     }
-    ((hash_job *)off_data(j))->s = s;
-    if (off_start(j, hash_work, hashed) != 0)
+    if (off_start_limited(j, hash_work, hashed) != 0)
         unavailable(r);
 }
 
 /* ------------------------------------------------------------ login */
 
+/* A re-hash after a login: the job's data (wiped when it is freed). */
+typedef struct rehash_job {
+    api_app *app;
+    int thread;
+    uint64_t customer_id;
+    char corr[80];
+    char password[PW_MAX_PASSWORD + 1];
+    size_t password_len;
+    char hash[PW_HASH_MAX];
+    int rc;
+} rehash_job;
+
+/* A warning line: the account and why, never the password or a hash (the
+ * correlation id is printable ASCII without quotes, see app.c). */
+static void rehash_warn(const char *corr, uint64_t customer_id, const char *msg, const char *why)
+{
+    char fields[300];
+    snprintf(fields, sizeof fields,
+             "\"correlation_id\":\"%s\",\"customer_id\":%llu,\"reason\":\"%s\"", corr,
+             (unsigned long long)customer_id, why);
+    jlog(stderr, "warn", msg, fields);
+}
+
+/* The writer's answer, for a call that had a request: calls made without
+ * one (this one) get no answer from api/cmd today, so a refusal or a failed
+ * append is not seen here; the next login tries again. */
+static void rehash_recorded(cmd_call *c, h2o_req_t *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+    const dec_out *o = cmd_out(c);
+    if (cmd_err(c) || o->reason != DEC_OK) {
+        char fields[120];
+        snprintf(fields, sizeof fields, "\"reason\":\"%s\"",
+                 cmd_err(c) ? "append_failed" : dec_reason_code(o->reason));
+        jlog(stderr, "warn", "a password re-hash was not recorded", fields);
+    }
+}
+
+static void rehash_work(void *data)
+{
+    rehash_job *j = data;
+    j->rc = pw_hash(j->password, j->password_len, j->hash, sizeof j->hash);
+    OPENSSL_cleanse(j->password, sizeof j->password);
+}
+
+/* On the login's loop, the new hash made: customer.password_changed. */
+static void rehashed(h2o_req_t *none, void *data)
+{
+    rehash_job *j = data;
+    (void)none;
+    if (j->rc != 0) {
+        rehash_warn(j->corr, j->customer_id, "a password could not be re-hashed",
+                    "hash_failed");
+        return;
+    }
+    cmd_call *c = cmd_new(NULL, DEC_PASSWORD_SET);
+    if (!c) {
+        rehash_warn(j->corr, j->customer_id, "a password re-hash was not recorded",
+                    "out_of_memory");
+        return;
+    }
+    dec_cmd *cmd = cmd_command(c);
+    char actor[48];
+    snprintf(actor, sizeof actor, "customer:%llu", (unsigned long long)j->customer_id);
+    cmd->correlation = cmd_keep(c, j->corr, strlen(j->corr));
+    cmd->actor = cmd_keep(c, actor, strlen(actor));
+    cmd->actor_customer = j->customer_id;
+    cmd->u.password.customer_id = j->customer_id;
+    cmd->u.password.password_hash = cmd_keep(c, j->hash, strlen(j->hash));
+    cmd->u.password.reason = cmd_keep(c, "rehash", 6);
+    cmd_submit(j->app->bus, j->thread, c, false, rehash_recorded, NULL);
+}
+
+/* Starts the re-hash of a password that just verified (fire and forget). */
+static void rehash_start(const session *s, const char *password, size_t len)
+{
+    off_job *oj = off_new(NULL, sizeof(rehash_job));
+    if (!oj) {
+        rehash_warn(s->corr, s->customer_id, "a password could not be re-hashed",
+                    "out_of_memory");
+        return;
+    }
+    rehash_job *j = off_data(oj);
+    j->app = s->app;
+    j->thread = s->thread;
+    j->customer_id = s->customer_id;
+    snprintf(j->corr, sizeof j->corr, "%s", s->corr);
+    memcpy(j->password, password, len);
+    j->password_len = len;
+    if (off_start_limited(oj, rehash_work, rehashed) != 0) /* the job is gone */
+        rehash_warn(s->corr, s->customer_id, "a password could not be re-hashed",
+                    "not_started");
+}
+
+/* As for registering, the work uses only the job's data. */
 typedef struct login_job {
-    session *s;
+    session *s;          /* on the loop only */
+    const char *dummy;   /* the app's dummy hash */
     char stored[PW_HASH_MAX];
     int result;
+    bool rehash; /* verified against a hash of an older kind or setting */
+    char password[PW_MAX_PASSWORD + 1]; /* wiped once used (and when freed) */
+    size_t password_len;
 } login_job;
 
 static void verify_work(void *data)
 {
     login_job *j = data;
-    session *s = j->s;
     /* An unknown e-mail is checked against the app's dummy hash, so that
      * it takes as long as a wrong password. */
-    j->result = pw_verify(s->password, s->password_len,
-                          j->stored[0] ? j->stored : s->app->dummy_hash);
+    j->result = pw_verify(j->password, j->password_len, j->stored[0] ? j->stored : j->dummy);
     if (!j->stored[0])
         j->result = PW_MISMATCH;
-    OPENSSL_cleanse(s->password, sizeof s->password);
+    j->rehash = j->result == PW_OK && pw_needs_rehash(j->stored);
+    if (!j->rehash)
+        OPENSSL_cleanse(j->password, sizeof j->password);
 }
 
 static void verified(h2o_req_t *h, void *data)
@@ -316,8 +430,10 @@ static void verified(h2o_req_t *h, void *data)
                     NULL);
         return;
     }
-    /* Re-hashing an old backend's bcrypt hash needs an event of its own
-     * (the password is not changed by anything else); see the README. */
+    if (j->rehash) {
+        rehash_start(s, j->password, j->password_len);
+        OPENSSL_cleanse(j->password, sizeof j->password);
+    }
     new_refresh_token(s->refresh);
     issue_refresh(h, s);
 }
@@ -340,10 +456,13 @@ void accounts_login(api_req *r)
         return;
     }
     session *s = session_new(r, 200);
-    memcpy(s->password, pw.p, pw.n);
-    s->password_len = pw.n;
     off_job *j = off_new(r->h, sizeof(login_job));
     login_job *lj = j ? off_data(j) : NULL;
+    if (lj) {
+        lj->dummy = r->app->dummy_hash;
+        memcpy(lj->password, pw.p, pw.n);
+        lj->password_len = pw.n;
+    }
     ev_buf buf = {0};
     proj_cache_customer acct;
     int rc = proj_cache_customer_by_email(r->app->cache, email, &buf, &acct);
@@ -368,7 +487,7 @@ void accounts_login(api_req *r)
             memcpy(lj->stored, acct.password_hash.p, acct.password_hash.n);
     }
     ev_buf_free(&buf);
-    if (off_start(j, verify_work, verified) != 0)
+    if (off_start_limited(j, verify_work, verified) != 0)
         unavailable(r);
 }
 

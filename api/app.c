@@ -20,6 +20,7 @@
 #include "ratelimit.h"
 #include "core/secret.h"
 #include "jwt.h"
+#include "offload.h"
 #include "passwd.h"
 #include "query.h"
 #include "reply.h"
@@ -30,6 +31,7 @@ struct api_thread {
     uv_timer_t release; /* thread 0: releases the cache map's pages */
     api_app *app;
     memo *memo;         /* rendered answers of this thread's loop */
+    off_loop *off;      /* the loop's offloaded work (password hashes) */
 };
 
 /* What the API once read from the cache (every order it answered, say)
@@ -461,6 +463,8 @@ static void on_thread_start(void *ud, int index, h2o_context_t *ctx)
         th->release.data = th;
         uv_timer_start(&th->release, on_release_pages, RELEASE_PAGES_MS, RELEASE_PAGES_MS);
     }
+    /* Without it (out of memory) hashing answers 503. */
+    app->threads[index].off = off_attach(ctx->loop);
 }
 
 static void on_thread_stop(void *ud, int index, h2o_context_t *ctx)
@@ -472,12 +476,16 @@ static void on_thread_stop(void *ud, int index, h2o_context_t *ctx)
         uv_timer_stop(&app->threads[0].release);
         uv_close((uv_handle_t *)&app->threads[0].release, NULL);
     }
+    off_detach(app->threads[index].off);
+    app->threads[index].off = NULL;
 }
 
+/* Commands in flight, and hashes still to do (a re-hash after a login
+ * becomes a command when it is done). */
 static bool busy(void *ud, int index)
 {
     api_app *app = ud;
-    return cmd_bus_busy(app->bus, index);
+    return cmd_bus_busy(app->bus, index) || off_pending(app->threads[index].off) > 0;
 }
 
 srv_hooks api_app_hooks(api_app *app)

@@ -25,6 +25,7 @@ struct cmd_call {
     cmd_done_fn done;
     void *ud;
     bool wait_cache;
+    bool own;             /* made without a request: done runs with req NULL */
     int refs;             /* the request's and the writer's (loop thread only) */
     uint64_t answered_ms;
     uint64_t submitted_us;
@@ -123,6 +124,7 @@ cmd_call *cmd_new(h2o_req_t *req, dec_kind kind)
     c->wr.cmd.kind = kind;
     c->wr.cmd.now_us = wall_us();
     c->refs = 1; /* the writer's, taken back when the answer is delivered */
+    c->own = !req;
     if (req) {
         c->req = req;
         c->req_slot = h2o_mem_alloc_shared(&req->pool, sizeof *c->req_slot, on_req_gone);
@@ -220,6 +222,8 @@ static void deliver(cmd_loop *l, cmd_call *c)
         c->req = NULL;
         c->refs--;
         c->done(c, req, c->ud);
+    } else if (c->own && c->done) {
+        c->done(c, NULL, c->ud);
     }
     release(c);
 }

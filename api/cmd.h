@@ -29,7 +29,9 @@
 typedef struct cmd_bus cmd_bus;
 typedef struct cmd_call cmd_call;
 
-/* Called on the request's loop with the answer (see cmd_out, cmd_err). */
+/* Called on the request's loop with the answer (see cmd_out, cmd_err).
+ * For a call made without a request (cmd_new(NULL, ...)) req is NULL; a
+ * call whose request went away before the answer gets no call. */
 typedef void (*cmd_done_fn)(cmd_call *c, h2o_req_t *req, void *ud);
 
 typedef struct cmd_config {

@@ -14,7 +14,7 @@
 
 #include "b64.h"
 
-const pw_params pw_current = {.ln = 15, .r = 8, .p = 1};
+const pw_params pw_current = {.ln = 13, .r = 8, .p = 10};
 
 enum {
     SALT_LEN = 16,            /* bytes of salt pw_hash makes */

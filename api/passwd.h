@@ -2,7 +2,7 @@
  * old backend's bcrypt hashes, and telling when a hash should be redone.
  *
  * Owns nothing beyond a call: hashes are PHC strings in caller buffers,
- *   $scrypt$ln=15,r=8,p=1$<salt>$<hash>
+ *   $scrypt$ln=13,r=8,p=10$<salt>$<hash>
  * (salt 16 random bytes, hash 32 bytes, both standard base64 without
  * padding), at most PW_HASH_MAX - 1 characters. scrypt runs through
  * OpenSSL's EVP_KDF; bcrypt ($2a$, $2b$, $2y$) through libxcrypt's crypt_r.
@@ -26,8 +26,10 @@ typedef struct pw_params {
     unsigned p;
 } pw_params;
 
-/* The current setting (ln=15, r=8, p=1): pw_hash uses it and
- * pw_needs_rehash compares with it. */
+/* The current setting (ln=13, r=8, p=10: 8 MiB a hash; OWASP's equivalent
+ * of N=2^17, r=8, p=1, which would take 128 MiB): pw_hash uses it and
+ * pw_needs_rehash compares with it. Hashes of the earlier setting (ln=15,
+ * r=8, p=1: 32 MiB) still verify. */
 extern const pw_params pw_current;
 
 typedef enum pw_result {

@@ -365,6 +365,31 @@ static dec_reason role_set(const st_state *s, const dec_cmd *c, dec_out *o)
     return DEC_OK;
 }
 
+/* A password is replaced only where one exists: an account made without one
+ * (a guest checkout, with an e-mail nobody proved) never gets one here. */
+static dec_reason password_set(const st_state *s, const dec_cmd *c, dec_out *o)
+{
+    uint64_t id = c->u.password.customer_id;
+    ev_str h = c->u.password.password_hash;
+    if (!h.p || !h.n || !str_ok(h, 255))
+        return refuse(o, DEC_INVALID, "password_hash", "a password hash of 1 to 255 bytes");
+    if (!c->u.password.reason.n || !str_ok(c->u.password.reason, 20))
+        return refuse(o, DEC_INVALID, "reason", "a reason of 1 to 20 bytes");
+    if (!c->actor_system && (!c->actor_customer || c->actor_customer != id))
+        return refuse(o, DEC_FORBIDDEN, NULL, "only the customer may change the password");
+    const st_customer *cu = st_customer_get(s, id);
+    if (!cu)
+        return refuse(o, DEC_NOT_FOUND, "customer_id", "Customer not found");
+    if (!cu->has_password)
+        return refuse(o, DEC_FORBIDDEN, "password_hash", "the account has no password");
+    ev_event *e = emit(o, c, EV_T_CUSTOMER_PASSWORD_CHANGED, "customer-", NULL, id);
+    e->u.customer_password_changed.customer_id = id;
+    e->u.customer_password_changed.password_hash = h;
+    e->u.customer_password_changed.reason = c->u.password.reason;
+    o->id = id;
+    return DEC_OK;
+}
+
 /* ---------------------------------------------------------------- orders */
 
 static dec_reason order_place(const st_state *s, const dec_cmd *c, dec_out *o)
@@ -724,6 +749,7 @@ dec_reason dec_decide(const st_state *s, const dec_cmd *c, dec_out *o)
     case DEC_PAYMENT_FAILED: r = payment(s, c, o); break;
     case DEC_TOKEN_ISSUE:
     case DEC_TOKEN_REVOKE: r = token(s, c, o); break;
+    case DEC_PASSWORD_SET: r = password_set(s, c, o); break;
     default: r = refuse(o, DEC_INVALID, "kind", "unknown command");
     }
     return r;

@@ -37,6 +37,7 @@ typedef enum dec_kind {
     DEC_PAYMENT_FAILED,
     DEC_TOKEN_ISSUE,
     DEC_TOKEN_REVOKE,
+    DEC_PASSWORD_SET,
 } dec_kind;
 
 typedef enum dec_reason {
@@ -122,6 +123,13 @@ typedef struct dec_cmd {
             ev_str replaces; /* issue: the token it rotates */
             ev_str reason;   /* revoke */
         } token;
+        /* A new password hash for an account that has a password: by the
+         * system, or by the customer (after proving the password). */
+        struct {
+            uint64_t customer_id;
+            ev_str password_hash; /* PHC string, 1 to 255 bytes */
+            ev_str reason;        /* 1 to 20 bytes, e.g. "rehash" */
+        } password;
     } u;
 } dec_cmd;
 

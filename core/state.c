@@ -207,6 +207,7 @@ static int apply_customer_registered(st_state *s, const ev_customer_registered *
         return EV_ENOMEM;
     s->customers[e->customer_id].exists = 1;
     s->customers[e->customer_id].role = e->role;
+    s->customers[e->customer_id].has_password = e->password_hash.p != NULL;
     if (e->customer_id > s->max_customer_id)
         s->max_customer_id = e->customer_id;
     return 0;
@@ -241,6 +242,11 @@ static int apply_payload(st_state *s, const ev_event *ev)
             return EV_ERANGE;
         s->customers[ev->u.customer_role_changed.customer_id].role =
             ev->u.customer_role_changed.role;
+        return 0;
+    case EV_T_CUSTOMER_PASSWORD_CHANGED:
+        if (!st_customer_get(s, ev->u.customer_password_changed.customer_id))
+            return EV_ERANGE;
+        s->customers[ev->u.customer_password_changed.customer_id].has_password = 1;
         return 0;
     case EV_T_ORDER_PLACED: return apply_order_placed(s, &ev->u.order_placed);
     case EV_T_ORDER_STATUS_CHANGED:
@@ -284,6 +290,9 @@ static void result_of(const ev_event *ev, uint64_t *id, int64_t *total)
         break;
     case EV_T_CUSTOMER_REGISTERED: *id = ev->u.customer_registered.customer_id; break;
     case EV_T_CUSTOMER_ROLE_CHANGED: *id = ev->u.customer_role_changed.customer_id; break;
+    case EV_T_CUSTOMER_PASSWORD_CHANGED:
+        *id = ev->u.customer_password_changed.customer_id;
+        break;
     case EV_T_ORDER_STATUS_CHANGED: *id = ev->u.order_status_changed.order_id; break;
     case EV_T_ORDER_CANCELLED: *id = ev->u.order_cancelled.order_id; break;
     case EV_T_PAYMENT_INTENT_CREATED: *id = ev->u.payment_intent_created.order_id; break;
@@ -401,7 +410,8 @@ void st_digest(const st_state *s, uint8_t out[32])
     }
     feed_u64(&f, s->max_customer_id);
     for (uint64_t i = 1; i <= s->max_customer_id; i++)
-        feed_u64(&f, (uint64_t)s->customers[i].exists << 8 | s->customers[i].role);
+        feed_u64(&f, (uint64_t)s->customers[i].has_password << 16 |
+                         (uint64_t)s->customers[i].exists << 8 | s->customers[i].role);
     feed_u64(&f, s->n_idem);
     for (size_t i = 0; i < s->n_idem; i++) {
         const st_idem *r = &s->idem[i];
@@ -427,7 +437,9 @@ void st_digest(const st_state *s, uint8_t out[32])
 
 /* ------------------------------------------------------------- snapshots */
 
-#define SNAP_MAGIC "WSSNAP02"
+/* 03: accounts know whether they have a password (an 02 snapshot is
+ * ignored: the writer folds the log from the start once). */
+#define SNAP_MAGIC "WSSNAP03"
 
 typedef struct snap_head {
     char magic[8];

@@ -1,7 +1,8 @@
 /* state.h - the writer's state: what the deciders need, folded from events.
  *
  * Owns: stock and price per watch, each order's status, total and lines,
- * accounts (role, e-mail taken), payment provider events seen, refresh
+ * accounts (role, e-mail taken, whether they have a password; never the
+ * hash), payment provider events seen, refresh
  * tokens, and the idempotency keys of accepted commands. Folding the same
  * events always gives the same state; st_digest() proves it. Snapshots
  * (st_save/st_load) let a writer start without re-reading the whole log.
@@ -42,7 +43,8 @@ typedef struct st_order {
 
 typedef struct st_customer {
     uint8_t exists;
-    uint8_t role; /* EV_role_* */
+    uint8_t role;         /* EV_role_* */
+    uint8_t has_password; /* registered with a hash, or given one since */
 } st_customer;
 
 typedef struct st_idem {

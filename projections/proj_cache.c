@@ -1301,6 +1301,28 @@ static int w_customer_role_changed(pc_writer *w, const ev_event *ev)
     return w_put(w, DB_CUSTOMER, id, 8, w->rec.p, w->rec.len);
 }
 
+/* The hash login reads (the customer record, which the e-mail index points
+ * at) is replaced; the rest of the record stays. */
+static int w_customer_password_changed(pc_writer *w, const ev_event *ev)
+{
+    const ev_customer_password_changed *p = &ev->u.customer_password_changed;
+    uint8_t id[8];
+    be64_put(id, p->customer_id);
+    int rc = w_load(w, DB_CUSTOMER, id, 8);
+    if (rc <= 0) {
+        w->batch_inconsistent += rc == 0;
+        return rc;
+    }
+    proj_cache_customer c;
+    if (customer_decode(w->old.p, w->old.len, &c))
+        return w_corrupt(w, "customer");
+    c.password_hash = p->password_hash;
+    c.updated_us = ev->env.recorded_us;
+    if (customer_encode(&w->rec, &c))
+        return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
+    return w_put(w, DB_CUSTOMER, id, 8, w->rec.p, w->rec.len);
+}
+
 /* ----------------------------------------------------------------- orders */
 
 static void stats_order(pc_writer *w, const proj_cache_order *o, int delta)
@@ -1710,6 +1732,7 @@ static int w_apply(void *ctx, const ev_event *ev)
     case EV_T_STOCK_ADJUSTED: return w_stock_adjusted(w, ev);
     case EV_T_CUSTOMER_REGISTERED: return w_customer_registered(w, ev);
     case EV_T_CUSTOMER_ROLE_CHANGED: return w_customer_role_changed(w, ev);
+    case EV_T_CUSTOMER_PASSWORD_CHANGED: return w_customer_password_changed(w, ev);
     case EV_T_ORDER_PLACED: return w_order_placed(w, ev);
     case EV_T_ORDER_STATUS_CHANGED:
         return w_order_change(w, ev, ev->u.order_status_changed.order_id,

@@ -2,7 +2,8 @@
  * vectors, the old backend's bcrypt hashes ($2a$, $2b$, $2y$), malformed
  * stored values, the password length limit and the re-hash rule.
  *
- * Most tests use a cheap scrypt setting; two use the real one. bcrypt hashes
+ * Most tests use a cheap scrypt setting; a few use the real one (and the one
+ * before it). bcrypt hashes
  * are made here with crypt_r itself from known salts, plus one fixed
  * known-good hash.
  */
@@ -58,17 +59,42 @@ Test(passwd, round_trip_cheap)
     cr_assert_eq(verify_str("", h), PW_MISMATCH);
 }
 
+/* OWASP's scrypt setting with 8 MiB of memory (N=2^13, r=8, p=10), the
+ * equivalent of N=2^17, r=8, p=1 at a sixteenth of the memory. */
+Test(passwd, current_setting_is_owasps_8_mib_one)
+{
+    cr_assert_eq(pw_current.ln, 13);
+    cr_assert_eq(pw_current.r, 8);
+    cr_assert_eq(pw_current.p, 10);
+    /* scrypt's memory is 128 * r * N bytes (plus 128 * r * p): 8 MiB. */
+    uint64_t mem = 128ull * pw_current.r * (1ull << pw_current.ln);
+    cr_assert_eq(mem, 8ull << 20);
+}
+
 Test(passwd, round_trip_current_setting)
 {
     char h[PW_HASH_MAX];
     cr_assert_eq(pw_hash("s3cret-passw0rd", 15, h, sizeof h), 0);
-    /* $scrypt$ln=15,r=8,p=1$ + 22 salt characters + $ + 43 hash characters */
-    cr_assert(strncmp(h, "$scrypt$ln=15,r=8,p=1$", 22) == 0, "%s", h);
-    cr_assert_eq(strlen(h), 22 + 22 + 1 + 43, "%s", h);
-    cr_assert_null(strchr(h + 22, '='), "padding in %s", h);
+    /* $scrypt$ln=13,r=8,p=10$ + 22 salt characters + $ + 43 hash characters */
+    cr_assert(strncmp(h, "$scrypt$ln=13,r=8,p=10$", 23) == 0, "%s", h);
+    cr_assert_eq(strlen(h), 23 + 22 + 1 + 43, "%s", h);
+    cr_assert_null(strchr(h + 23, '='), "padding in %s", h);
     cr_assert_eq(verify_str("s3cret-passw0rd", h), PW_OK);
     cr_assert_eq(verify_str("s3cret-passw0rD", h), PW_MISMATCH);
     cr_assert_not(pw_needs_rehash(h));
+}
+
+/* Hashes of the setting before (ln=15, r=8, p=1) still verify, and are
+ * re-hashed after a login. */
+Test(passwd, the_previous_setting_still_verifies_and_needs_a_rehash)
+{
+    static const pw_params before = {.ln = 15, .r = 8, .p = 1};
+    char h[PW_HASH_MAX];
+    cr_assert_eq(pw_hash_with(&before, "s3cret-passw0rd", 15, h, sizeof h), 0);
+    cr_assert(strncmp(h, "$scrypt$ln=15,r=8,p=1$", 22) == 0, "%s", h);
+    cr_assert_eq(verify_str("s3cret-passw0rd", h), PW_OK);
+    cr_assert_eq(verify_str("s3cret-passw0rD", h), PW_MISMATCH);
+    cr_assert(pw_needs_rehash(h));
 }
 
 Test(passwd, salts_differ)
@@ -343,4 +369,10 @@ Test(passwd, rehash_rule)
     cr_assert(pw_needs_rehash(NULL));
     cr_assert(pw_needs_rehash("$scrypt$ln=14,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
                               "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"));
+    cr_assert(pw_needs_rehash("$scrypt$ln=15,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
+                              "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"));
+    cr_assert(pw_needs_rehash("$scrypt$ln=13,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
+                              "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"));
+    cr_assert_not(pw_needs_rehash("$scrypt$ln=13,r=8,p=10$c2FsdHNhbHRzYWx0c2FsdA$"
+                                  "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"));
 }

@@ -1881,6 +1881,157 @@ Test(decide, idempotency_of_registrations_and_refusals)
     cr_assert_eq(stock_of(1), 4);
 }
 
+/* ----------------------------------------------------------- passwords */
+
+#define NEW_HASH "$scrypt$ln=13,r=8,p=10$bmV3c2FsdA$bmV3aGFzaA"
+
+/* The customer replaces their own hash (what the API sends after a login). */
+static dec_cmd password_cmd(uint64_t customer, const char *hash)
+{
+    dec_cmd c = cmd(DEC_PASSWORD_SET);
+    as_customer(&c, customer);
+    c.u.password.customer_id = customer;
+    c.u.password.password_hash = ev_str_c(hash);
+    c.u.password.reason = EV_STR("rehash");
+    return c;
+}
+
+/* A legacy checkout's account: registered without a password. */
+static uint64_t add_passwordless(const char *email)
+{
+    dec_cmd c = reg_cmd(email, "No Password");
+    c.u.reg.password_hash = (ev_str){NULL, 0};
+    ACCEPT(&c, 1);
+    return O->id;
+}
+
+Test(decide, password_set_records_the_new_hash)
+{
+    add_customer("first@example.com");
+    uint64_t alice = add_customer("alice@example.com");
+    cr_assert(st_customer_get(&S, alice)->has_password);
+    dec_cmd c = password_cmd(alice, NEW_HASH);
+    ACCEPT(&c, 1);
+    const ev_event *e = &O->ev[0];
+    cr_assert_eq(e->env.type, EV_T_CUSTOMER_PASSWORD_CHANGED);
+    cr_assert_eq(e->env.version, 1);
+    ASSERT_STR(e->env.stream, "customer-2");
+    ASSERT_STR(e->env.actor, "customer");
+    cr_assert_eq(e->u.customer_password_changed.customer_id, alice);
+    ASSERT_STR(e->u.customer_password_changed.password_hash, NEW_HASH);
+    ASSERT_STR(e->u.customer_password_changed.reason, "rehash");
+    cr_assert_eq(O->id, alice);
+    cr_assert(st_customer_get(&S, alice)->has_password);
+
+    /* The state holds no hashes: every change is recorded, and the
+     * system (operators' tools) may record one too. */
+    c = password_cmd(alice, NEW_HASH);
+    ACCEPT(&c, 1);
+    c = password_cmd(alice, "$2b$04$abcdefghijklmnopqrstuu0123456789abcdefghijklmnopqrstu");
+    c.actor_system = true;
+    c.actor_customer = 0;
+    c.actor = EV_STR("system");
+    ACCEPT(&c, 1);
+    ASSERT_STR(O->ev[0].env.stream, "customer-2");
+    /* 255 bytes is the most a hash may have (the catalogue's limit). */
+    char longest[256];
+    memset(longest, 'h', 255);
+    longest[255] = 0;
+    c = password_cmd(alice, longest);
+    ACCEPT(&c, 1);
+    cr_assert_eq(O->ev[0].u.customer_password_changed.password_hash.n, 255);
+}
+
+Test(decide, password_set_refusals)
+{
+    uint64_t alice = add_customer("alice@example.com");
+    uint64_t bob = add_passwordless("bob@example.com");
+    cr_assert_not(st_customer_get(&S, bob)->has_password);
+
+    /* An account without a password is not given one, not even by the
+     * system. */
+    dec_cmd c = password_cmd(bob, NEW_HASH);
+    EXPECT(&c, DEC_FORBIDDEN, "password_hash");
+    c.actor_system = true;
+    EXPECT(&c, DEC_FORBIDDEN, "password_hash");
+    cr_assert_not(st_customer_get(&S, bob)->has_password);
+
+    /* Unknown customers. */
+    c = password_cmd(42, NEW_HASH);
+    EXPECT(&c, DEC_NOT_FOUND, "customer_id");
+    c = password_cmd(42, NEW_HASH);
+    c.actor_system = true;
+    EXPECT(&c, DEC_NOT_FOUND, "customer_id");
+
+    /* Only the customer (or the system): not another customer, not a guest
+     * (not even for customer 0). */
+    c = password_cmd(alice, NEW_HASH);
+    as_customer(&c, bob);
+    EXPECT(&c, DEC_FORBIDDEN, NULL);
+    c = password_cmd(alice, NEW_HASH);
+    as_guest(&c);
+    EXPECT(&c, DEC_FORBIDDEN, NULL);
+    c = password_cmd(0, NEW_HASH);
+    as_guest(&c);
+    EXPECT(&c, DEC_FORBIDDEN, NULL);
+
+    /* The hash and the reason. */
+    c = password_cmd(alice, "");
+    EXPECT(&c, DEC_INVALID, "password_hash");
+    c = password_cmd(alice, NEW_HASH);
+    c.u.password.password_hash = (ev_str){NULL, 0};
+    EXPECT(&c, DEC_INVALID, "password_hash");
+    char too_long[257];
+    memset(too_long, 'h', 256);
+    too_long[256] = 0;
+    c = password_cmd(alice, too_long);
+    EXPECT(&c, DEC_INVALID, "password_hash");
+    c = password_cmd(alice, NEW_HASH);
+    c.u.password.reason = EV_STR("");
+    EXPECT(&c, DEC_INVALID, "reason");
+    c.u.password.reason = EV_STR("a reason of 21 bytes.");
+    EXPECT(&c, DEC_INVALID, "reason");
+    cr_assert_eq(N_REC, 2, "only the two registrations were recorded");
+}
+
+/* Whether an account has a password is part of the state: folded from the
+ * log, kept by snapshots, and in the digest. */
+Test(decide, the_state_knows_who_has_a_password)
+{
+    char dir[256], path[300];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/state.snap", dir);
+    uint64_t alice = add_customer("alice@example.com");
+    uint64_t bob = add_passwordless("bob@example.com");
+    uint8_t d1[32], d2[32];
+    st_digest(&S, d1);
+    cr_assert_eq(st_save(&S, path), 0);
+    st_state L;
+    cr_assert_eq(st_init(&L, ts_email_key), 0);
+    cr_assert_eq(st_load(&L, path), 0);
+    cr_assert(st_customer_get(&L, alice)->has_password);
+    cr_assert_not(st_customer_get(&L, bob)->has_password);
+    st_digest(&L, d2);
+    cr_assert_arr_eq(d1, d2, 32);
+    /* Only the flag differs: the digest sees it. */
+    L.customers[bob].has_password = 1;
+    st_digest(&L, d2);
+    cr_assert_arr_neq(d1, d2, 32);
+    st_free(&L);
+    ts_rmtree(dir);
+
+    /* A password_changed event for an account the state does not know
+     * contradicts it. */
+    ev_event e;
+    memset(&e, 0, sizeof e);
+    e.env.type = EV_T_CUSTOMER_PASSWORD_CHANGED;
+    e.env.pos = S.next_pos;
+    e.u.customer_password_changed.customer_id = 77;
+    e.u.customer_password_changed.password_hash = EV_STR(NEW_HASH);
+    e.u.customer_password_changed.reason = EV_STR("rehash");
+    cr_assert_eq(st_apply(&S, &e), EV_ERANGE);
+}
+
 /* ------------------------------------------------------- randomized */
 
 #define R_WATCHES 24
@@ -1915,6 +2066,7 @@ typedef struct r_model {
         sold[R_WATCHES];
     uint64_t ncust;
     bool email_taken[R_POOL];
+    bool no_password[R_POOL + 1]; /* by customer id */
     r_order *orders; /* by id; [0] unused */
     uint64_t norders, cap_orders;
     bool evid_seen[R_EVIDS];
@@ -1926,7 +2078,8 @@ typedef struct r_model {
         order_invalid, repeats, idem_mismatch, status_moves, cancellations,
         bad_transitions, status_noops, forbidden, not_found, adjust_refused,
         email_taken_n, registered, pay_ok, pay_mismatch, pay_failed,
-        pay_noop, intents, tokens_issued, tokens_revoked, refusals;
+        pay_noop, intents, tokens_issued, tokens_revoked, passwords_set, password_refused,
+        refusals;
 } r_model;
 
 static uint64_t rng_state;
@@ -2115,6 +2268,7 @@ static void r_events(void)
         case EV_T_PAYMENT_INTENT_CREATED:
         case EV_T_TOKEN_ISSUED:
         case EV_T_TOKEN_REVOKED:
+        case EV_T_CUSTOMER_PASSWORD_CHANGED:
         case EV_T_CUSTOMER_ROLE_CHANGED: break; /* checked by the step */
         default: CHECK(0, "step %llu: event type %d", st, e->env.type);
         }
@@ -2273,6 +2427,9 @@ static void r_register(void)
         snprintf(email, sizeof email, "user%u.example.com", k);
     snprintf(want, sizeof want, "user%u@example.com", k);
     dec_cmd c = reg_cmd(email, "Random Customer");
+    bool no_password = rn(8) == 0; /* a legacy checkout's account */
+    if (no_password)
+        c.u.reg.password_hash = (ev_str){NULL, 0};
     dec_reason r = run(&c);
     if (bad) {
         r_expect(r, DEC_INVALID, "register bad e-mail");
@@ -2291,6 +2448,8 @@ static void r_register(void)
     M->registered++;
     r_events();
     CHECK(O->id == M->ncust, "register: id");
+    CHECK(O->id <= R_POOL, "register: more customers than addresses");
+    M->no_password[O->id] = no_password;
 }
 
 static void r_order_place(void)
@@ -2587,6 +2746,40 @@ static void r_token(bool issue)
     }
 }
 
+static void r_password(void)
+{
+    if (!M->ncust)
+        return;
+    bool stranger = rn(30) == 0;
+    uint64_t who = stranger ? M->ncust + 1 + rn(3) : 1 + rn((uint32_t)M->ncust);
+    dec_cmd c = password_cmd(who, NEW_HASH);
+    uint32_t a = rn(10);
+    if (a >= 7 && a < 9) {
+        as_customer(&c, 1 + rn((uint32_t)M->ncust)); /* maybe someone else */
+    } else if (a == 9) {
+        c.actor_system = true;
+        c.actor_customer = 0;
+    }
+    bool allowed = c.actor_system || c.actor_customer == who;
+    dec_reason r = run(&c);
+    if (!allowed) {
+        r_expect(r, DEC_FORBIDDEN, "password set by another customer");
+        M->password_refused++;
+    } else if (stranger) {
+        r_expect(r, DEC_NOT_FOUND, "password set for an unknown customer");
+        M->password_refused++;
+    } else if (M->no_password[who]) {
+        r_expect(r, DEC_FORBIDDEN, "password set for an account without one");
+        M->password_refused++;
+    } else {
+        r_expect(r, DEC_OK, "password set");
+        CHECK(O->n_ev == 1 && O->ev[0].env.type == EV_T_CUSTOMER_PASSWORD_CHANGED &&
+                  O->ev[0].u.customer_password_changed.customer_id == who,
+              "password set: the event");
+        M->passwords_set++;
+    }
+}
+
 static void random_run(uint64_t seed)
 {
     M = calloc(1, sizeof *M);
@@ -2621,10 +2814,12 @@ static void random_run(uint64_t seed)
             r_status(true);
         else if (op < 95)
             r_payment();
-        else if (op < 98)
+        else if (op < 97)
             r_token(true);
-        else
+        else if (op < 99)
             r_token(false);
+        else
+            r_password();
         if (O->reason != DEC_OK)
             CHECK(N_REC == nrec, "step %llu: a refusal appended events",
                   (unsigned long long)M->step);
@@ -2675,6 +2870,8 @@ Test(decide, randomized_invariants, .timeout = 120)
     cr_assert_gt(M->not_found, 50);
     cr_assert_gt(M->tokens_issued, 50);
     cr_assert_gt(M->tokens_revoked, 20);
+    cr_assert_gt(M->passwords_set, 50);
+    cr_assert_gt(M->password_refused, 10);
     cr_assert_gt(M->refusals, 1000);
 }
 

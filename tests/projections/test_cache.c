@@ -432,6 +432,18 @@ static void token_revoke(fx *f, const char *hash, const char *reason, uint64_t n
     run(f, r);
 }
 
+static void password_set(fx *f, uint64_t cid, const char *hash, uint64_t now)
+{
+    wr_req *r = req_new(DEC_PASSWORD_SET, now);
+    r->cmd.actor_system = false;
+    r->cmd.actor_customer = cid;
+    r->cmd.actor = EV_STR("customer");
+    r->cmd.u.password.customer_id = cid;
+    r->cmd.u.password.password_hash = ev_str_c(hash);
+    r->cmd.u.password.reason = EV_STR("rehash");
+    run(f, r);
+}
+
 static const char TOK1[] = "1111111111111111111111111111111111111111111111111111111111111111";
 static const char TOK2[] = "2222222222222222222222222222222222222222222222222222222222222222";
 static const char TOK3[] = "3333333333333333333333333333333333333333333333333333333333333333";
@@ -440,14 +452,18 @@ static const char GUEST[] = "abababababababababababababababababababababababababa
 /* The store's story: every event type of the catalogue at least once.
  * Watches 1 and 2, customers 1 (alice) and 2 (bob, made admin), orders 1
  * (alice: paid, shipped), 2 (alice: cancelled), 3 (guest: failed and
- * mismatched payments), tokens 1 (rotated into 2) and 3 (logged out). */
+ * mismatched payments), tokens 1 (rotated into 2) and 3 (logged out);
+ * alice's old scrypt hash re-hashed after a login. */
+#define OLD_HASH "$scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA"
+#define NEW_HASH "$scrypt$ln=13,r=8,p=10$bmV3c2FsdA$bmV3aGFzaA"
+
 static void story(fx *f)
 {
     add_watch(f, 1, "Prospex", "Seiko", "SRPD21", "Diver's \"200m\"\nwatch", 39550, 10,
               "https://img.example/a.jpg", "diver", T0);
     add_watch(f, 2, "Alpinist", "Seiko", NULL, NULL, 72000, 5, NULL, NULL, T0 + 1 * SEC);
-    uint64_t alice = register_customer(f, "  Alice@Example.COM ", "Alice Doe",
-                                       "$scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA", T0 + 2 * SEC);
+    uint64_t alice = register_customer(f, "  Alice@Example.COM ", "Alice Doe", OLD_HASH,
+                                       T0 + 2 * SEC);
     cr_assert_eq(alice, 1);
     uint64_t bob = register_customer(f, "bob@example.com", "Bob Roe", NULL, T0 + 2 * SEC + 500);
     cr_assert_eq(bob, 2);
@@ -469,6 +485,7 @@ static void story(fx *f)
     token_revoke(f, TOK1, "rotated", T0 + 15 * SEC);
     token_issue(f, bob, TOK3, NULL, T0 + 16 * SEC);
     token_revoke(f, TOK3, "logout", T0 + 17 * SEC);
+    password_set(f, alice, NEW_HASH, T0 + 18 * SEC);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -664,9 +681,15 @@ Test(cache, every_event_type_lands_in_the_cache)
     cr_assert(str_is(c.email, "alice@example.com"));
     cr_assert(str_is(c.full_name, "Alice Doe"));
     cr_assert(str_is(c.phone, "+1 555 0100"));
-    cr_assert(str_is(c.password_hash, "$scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA"));
+    /* customer.password_changed: the e-mail look-up login uses finds the
+     * new hash; the rest of the record is as registered. */
+    cr_assert(str_is(c.password_hash, NEW_HASH), "hash %s", cs(c.password_hash));
     cr_assert_eq(c.role, EV_role_USER);
     cr_assert_eq(c.created_us, T0 + 2 * SEC);
+    cr_assert_eq(c.updated_us, T0 + 18 * SEC);
+    cr_assert_eq(proj_cache_get_customer(f.r, 1, &f.buf, &c), 0);
+    cr_assert(str_is(c.password_hash, NEW_HASH));
+    cr_assert(str_is(c.full_name, "Alice Doe") && str_is(c.phone, "+1 555 0100"));
     cr_assert_eq(proj_cache_get_customer(f.r, 2, &f.buf, &c), 0);
     cr_assert_eq(c.role, EV_role_ADMIN);
     cr_assert_null(c.password_hash.p);
@@ -1481,8 +1504,9 @@ Test(cache, contradicting_events_are_skipped_and_counted_once_and_files_are_priv
     sync_cache(&f);
     uint8_t d1[32], d2[32];
     cr_assert_eq(proj_cache_digest(f.r, d1), 0);
-    /* A stock change and an order status for things the cache never saw. */
-    ev_event a, b;
+    /* A stock change, an order status and a password for things the cache
+     * never saw. */
+    ev_event a, b, c;
     memset(&a, 0, sizeof a);
     a.env.type = EV_T_STOCK_ADJUSTED;
     a.env.pos = 1;
@@ -1493,16 +1517,25 @@ Test(cache, contradicting_events_are_skipped_and_counted_once_and_files_are_priv
     b.env.pos = 2;
     b.u.order_status_changed.order_id = 77;
     b.u.order_status_changed.to = EV_order_status_SHIPPED;
+    memset(&c, 0, sizeof c);
+    c.env.type = EV_T_CUSTOMER_PASSWORD_CHANGED;
+    c.env.pos = 3;
+    c.u.customer_password_changed.customer_id = 55;
+    c.u.customer_password_changed.password_hash = EV_STR(NEW_HASH);
+    c.u.customer_password_changed.reason = EV_STR("rehash");
     for (int attempt = 0; attempt < 2; attempt++) {
         cr_assert_eq(f.sink.ops->begin(f.sink.ctx, &(uint64_t){0}), 0);
         cr_assert_eq(f.sink.ops->apply(f.sink.ctx, &a), 0);
         cr_assert_eq(f.sink.ops->apply(f.sink.ctx, &b), 0);
+        cr_assert_eq(f.sink.ops->apply(f.sink.ctx, &c), 0);
         if (attempt == 0)
             f.sink.ops->abort(f.sink.ctx); /* retried below */
         else
-            cr_assert_eq(f.sink.ops->commit(f.sink.ctx, 3), 0);
+            cr_assert_eq(f.sink.ops->commit(f.sink.ctx, 4), 0);
     }
-    cr_assert_eq(proj_cache_inconsistent(&f.sink), 2);
+    cr_assert_eq(proj_cache_inconsistent(&f.sink), 3);
+    cr_assert_eq(proj_cache_get_customer(f.r, 55, &f.buf, &(proj_cache_customer){0}),
+                 PROJ_CACHE_ENOTFOUND);
     cr_assert_eq(proj_cache_get_order(f.r, 77, &f.buf, &(proj_cache_order){0}),
                  PROJ_CACHE_ENOTFOUND);
     uint8_t id[16];
