@@ -260,18 +260,21 @@ static int sync_path(const char *path, int flags)
 
 int cgen_mark_unsynced(const char *dir, char *err, size_t errlen)
 {
-    char path[CGEN_PATH_MAX + 16], id[BOOT_ID_LEN + 1];
+    char path[CGEN_PATH_MAX + 16], tmp[CGEN_PATH_MAX + 16], id[BOOT_ID_LEN + 1];
     snprintf(path, sizeof path, "%s/unsynced", dir);
+    snprintf(tmp, sizeof tmp, "%s/unsynced.new", dir);
     if (!read_boot_id(id)) {
         snprintf(err, errlen, "cannot read %s: %s", BOOT_ID_FILE, strerror(errno));
         return CGEN_EIO;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Written beside and renamed over: a crash never leaves it half. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, id, BOOT_ID_LEN) != BOOT_ID_LEN || fsync(fd) != 0 ||
-        sync_path(dir, O_RDONLY | O_DIRECTORY) != 0) {
+        rename(tmp, path) != 0 || sync_path(dir, O_RDONLY | O_DIRECTORY) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
+        unlink(tmp);
         return CGEN_EIO;
     }
     close(fd);
