@@ -198,26 +198,32 @@ static void registered(cmd_call *c, h2o_req_t *h, void *ud)
 
 /* The work on the pool uses only the job's data: the session is the
  * request's, gone if the client left while the hash waited or ran. */
-typedef struct hash_job {
-    session *s; /* on the loop only */
+typedef struct pw_work {
     char password[PW_MAX_PASSWORD + 1];
     size_t password_len;
     char hash[PW_HASH_MAX];
     int rc;
+} pw_work;
+
+typedef struct hash_job {
+    pw_work w; /* first: hash_work's */
+    session *s; /* on the loop only */
 } hash_job;
 
+/* On the pool: the job's password hashed (every job's data starts with a
+ * pw_work), and the password wiped. */
 static void hash_work(void *data)
 {
-    hash_job *j = data;
-    j->rc = pw_hash(j->password, j->password_len, j->hash, sizeof j->hash);
-    OPENSSL_cleanse(j->password, sizeof j->password);
+    pw_work *w = data;
+    w->rc = pw_hash(w->password, w->password_len, w->hash, sizeof w->hash);
+    OPENSSL_cleanse(w->password, sizeof w->password);
 }
 
 static void hashed(h2o_req_t *h, void *data)
 {
     hash_job *j = data;
     session *s = j->s;
-    if (j->rc != 0) {
+    if (j->w.rc != 0) {
         reply_error(api_req_wrap(h, s->app), 500, "internal_error", "The password could not be hashed",
                     NULL);
         return;
@@ -236,7 +242,7 @@ static void hashed(h2o_req_t *h, void *data)
     cmd->u.reg.address = cmd_keep(c, s->address.p, s->address.n);
     cmd->u.reg.city = cmd_keep(c, s->city.p, s->city.n);
     cmd->u.reg.country = cmd_keep(c, s->country.p, s->country.n);
-    cmd->u.reg.password_hash = cmd_keep(c, j->hash, strlen(j->hash));
+    cmd->u.reg.password_hash = cmd_keep(c, j->w.hash, strlen(j->w.hash));
     cmd_submit(s->app->bus, s->thread, c, true, registered, s);
 }
 
@@ -282,8 +288,8 @@ void accounts_register(api_req *r)
     hash_job *hj = j ? off_data(j) : NULL;
     if (hj) {
         hj->s = s;
-        memcpy(hj->password, pw.p, pw.n);
-        hj->password_len = pw.n;
+        memcpy(hj->w.password, pw.p, pw.n);
+        hj->w.password_len = pw.n;
     }
     size_t used = 0;
     s->phone = stash(s, &used, phone);
@@ -304,14 +310,11 @@ void accounts_register(api_req *r)
 
 /* A re-hash after a login: the job's data (wiped when it is freed). */
 typedef struct rehash_job {
+    pw_work w; /* first: hash_work's */
     api_app *app;
     int thread;
     uint64_t customer_id;
     char corr[80];
-    char password[PW_MAX_PASSWORD + 1];
-    size_t password_len;
-    char hash[PW_HASH_MAX];
-    int rc;
 } rehash_job;
 
 /* A warning line: the account and why, never the password or a hash (the
@@ -341,19 +344,12 @@ static void rehash_recorded(cmd_call *c, h2o_req_t *h, void *ud)
     }
 }
 
-static void rehash_work(void *data)
-{
-    rehash_job *j = data;
-    j->rc = pw_hash(j->password, j->password_len, j->hash, sizeof j->hash);
-    OPENSSL_cleanse(j->password, sizeof j->password);
-}
-
 /* On the login's loop, the new hash made: customer.password_changed. */
 static void rehashed(h2o_req_t *none, void *data)
 {
     rehash_job *j = data;
     (void)none;
-    if (j->rc != 0) {
+    if (j->w.rc != 0) {
         rehash_warn(j->corr, j->customer_id, "a password could not be re-hashed",
                     "hash_failed");
         return;
@@ -371,7 +367,7 @@ static void rehashed(h2o_req_t *none, void *data)
     cmd->actor = cmd_keep(c, actor, strlen(actor));
     cmd->actor_customer = j->customer_id;
     cmd->u.password.customer_id = j->customer_id;
-    cmd->u.password.password_hash = cmd_keep(c, j->hash, strlen(j->hash));
+    cmd->u.password.password_hash = cmd_keep(c, j->w.hash, strlen(j->w.hash));
     cmd->u.password.reason = cmd_keep(c, "rehash", 6);
     cmd_submit(j->app->bus, j->thread, c, false, rehash_recorded, NULL);
 }
@@ -390,9 +386,9 @@ static void rehash_start(const session *s, const char *password, size_t len)
     j->thread = s->thread;
     j->customer_id = s->customer_id;
     snprintf(j->corr, sizeof j->corr, "%s", s->corr);
-    memcpy(j->password, password, len);
-    j->password_len = len;
-    if (off_start_limited(oj, rehash_work, rehashed) != 0) /* the job is gone */
+    memcpy(j->w.password, password, len);
+    j->w.password_len = len;
+    if (off_start_limited(oj, hash_work, rehashed) != 0) /* the job is gone */
         rehash_warn(s->corr, s->customer_id, "a password could not be re-hashed",
                     "not_started");
 }

@@ -1281,11 +1281,15 @@ static int w_customer_registered(pc_writer *w, const ev_event *ev)
     return 0;
 }
 
-static int w_customer_role_changed(pc_writer *w, const ev_event *ev)
+/* Changes one field of customer `id`'s record (the role or the password
+ * hash, which login reads through the e-mail index) and its update time;
+ * the rest of the record stays. An unknown customer is counted and
+ * skipped. */
+static int w_customer_edit(pc_writer *w, uint64_t customer_id, const ev_event *ev,
+                           const uint8_t *role, const ev_str *password_hash)
 {
-    const ev_customer_role_changed *p = &ev->u.customer_role_changed;
     uint8_t id[8];
-    be64_put(id, p->customer_id);
+    be64_put(id, customer_id);
     int rc = w_load(w, DB_CUSTOMER, id, 8);
     if (rc <= 0) {
         w->batch_inconsistent += rc == 0;
@@ -1294,33 +1298,26 @@ static int w_customer_role_changed(pc_writer *w, const ev_event *ev)
     proj_cache_customer c;
     if (customer_decode(w->old.p, w->old.len, &c))
         return w_corrupt(w, "customer");
-    c.role = p->role;
+    if (role)
+        c.role = *role;
+    if (password_hash)
+        c.password_hash = *password_hash;
     c.updated_us = ev->env.recorded_us;
     if (customer_encode(&w->rec, &c))
         return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
     return w_put(w, DB_CUSTOMER, id, 8, w->rec.p, w->rec.len);
 }
 
-/* The hash login reads (the customer record, which the e-mail index points
- * at) is replaced; the rest of the record stays. */
+static int w_customer_role_changed(pc_writer *w, const ev_event *ev)
+{
+    const ev_customer_role_changed *p = &ev->u.customer_role_changed;
+    return w_customer_edit(w, p->customer_id, ev, &p->role, NULL);
+}
+
 static int w_customer_password_changed(pc_writer *w, const ev_event *ev)
 {
     const ev_customer_password_changed *p = &ev->u.customer_password_changed;
-    uint8_t id[8];
-    be64_put(id, p->customer_id);
-    int rc = w_load(w, DB_CUSTOMER, id, 8);
-    if (rc <= 0) {
-        w->batch_inconsistent += rc == 0;
-        return rc;
-    }
-    proj_cache_customer c;
-    if (customer_decode(w->old.p, w->old.len, &c))
-        return w_corrupt(w, "customer");
-    c.password_hash = p->password_hash;
-    c.updated_us = ev->env.recorded_us;
-    if (customer_encode(&w->rec, &c))
-        return wfail(w, PROJ_CACHE_ENOMEM, "out of memory");
-    return w_put(w, DB_CUSTOMER, id, 8, w->rec.p, w->rec.len);
+    return w_customer_edit(w, p->customer_id, ev, NULL, &p->password_hash);
 }
 
 /* ----------------------------------------------------------------- orders */
