@@ -35,9 +35,9 @@ struct api_thread {
 };
 
 /* What the API once read from the cache (every order it answered, say)
- * need not stay resident in its memory: every few seconds the map's pages
- * are released (they stay in the page cache). */
-#define RELEASE_PAGES_MS 2000
+ * need not stay resident in its memory: twice a second the map's pages
+ * are released (they stay in the page cache; core/mapmem.h). */
+#define RELEASE_PAGES_MS 500
 
 /* The route index travels to on_response in this response header, which
  * on_response removes. */

@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 #define DEFAULT_MAPSIZE (64ull << 30)
-#define LMDB_TRIM_BYTES (16u << 20)
+#define LMDB_TRIM_BYTES (8u << 20)
 
 typedef struct log_lmdb {
     log_t base;

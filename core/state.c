@@ -40,14 +40,16 @@ void st_free(st_state *s)
     s->open_idem = -1;
 }
 
-/* Grows *arr (elements of `size` bytes, zero-filled) to hold index `need`. */
+/* Grows *arr (elements of `size` bytes, zero-filled) to hold index `need`,
+ * by half again each time: the arrays hold every order, so their slack is
+ * a good part of the API's memory. */
 static int grow(void **arr, uint64_t *cap, uint64_t need, size_t size)
 {
     if (need < *cap)
         return 0;
     uint64_t n = *cap ? *cap : 64;
     while (n <= need)
-        n *= 2;
+        n += n / 2;
     void *p = realloc(*arr, (size_t)(n * size));
     if (!p)
         return EV_ENOMEM;
@@ -460,40 +462,69 @@ static void key_digest(const uint8_t key[32], uint8_t out[32])
 }
 
 
-static int put_ht(ev_buf *b, const ht *t)
+/* The snapshot is written as it is made, through a 64 kB buffer and a
+ * running SHA-256, never copied whole: a copy would double the writer's
+ * memory (the state holds every order) for the moment of the save. */
+typedef struct snap_out {
+    int fd;
+    EVP_MD_CTX *md;
+    uint8_t buf[1 << 16];
+    size_t len;
+    int err;
+} snap_out;
+
+static void out_flush(snap_out *o)
+{
+    size_t off = 0;
+    while (!o->err && off < o->len) {
+        ssize_t w = write(o->fd, o->buf + off, o->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            o->err = -1;
+        else
+            off += (size_t)w;
+    }
+    o->len = 0;
+}
+
+/* Appends bytes to the file; hash: whether the digest covers them. */
+static void out_raw(snap_out *o, const void *p, size_t n, bool hash)
+{
+    if (o->err || !n)
+        return;
+    if (hash && EVP_DigestUpdate(o->md, p, n) != 1) {
+        o->err = -1;
+        return;
+    }
+    const uint8_t *c = p;
+    while (n) {
+        size_t room = sizeof o->buf - o->len, k = room < n ? room : n;
+        memcpy(o->buf + o->len, c, k);
+        o->len += k;
+        c += k;
+        n -= k;
+        if (o->len == sizeof o->buf)
+            out_flush(o);
+    }
+}
+
+static void out_put(snap_out *o, const void *p, size_t n) { out_raw(o, p, n, true); }
+
+static void put_ht(snap_out *o, const ht *t)
 {
     size_t it = 0;
     const uint8_t *key;
     uint64_t val;
-    while (ht_next(t, &it, &key, &val))
-        if (ev_buf_append(b, key, 16) || ev_buf_append(b, &val, 8))
-            return EV_ENOMEM;
-    return 0;
+    while (ht_next(t, &it, &key, &val)) {
+        out_put(o, key, 16);
+        out_put(o, &val, 8);
+    }
 }
 
-static int write_file(const char *path, const uint8_t *p, size_t n)
+/* Syncs the directory holding path (after a rename into it). */
+static void sync_dir_of(const char *path)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, p + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
     char dir[4200];
     snprintf(dir, sizeof dir, "%s", path);
     int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -501,7 +532,6 @@ static int write_file(const char *path, const uint8_t *p, size_t n)
         fsync(dfd);
         close(dfd);
     }
-    return 0;
 }
 
 int st_save(const st_state *s, const char *path)
@@ -523,27 +553,51 @@ int st_save(const st_state *s, const char *path)
     h.open_idem = s->open_idem;
     h.open_cause_len = s->open_cause_len;
     memcpy(h.open_cause, s->open_cause, s->open_cause_len);
-    ev_buf b = {0};
-    int rc = EV_ENOMEM;
-    if (ev_buf_append(&b, &h, sizeof h) ||
-        ev_buf_append(&b, s->watches, s->n_watches * sizeof *s->watches) ||
-        (s->max_order_id &&
-         ev_buf_append(&b, s->orders, (s->max_order_id + 1) * sizeof *s->orders)) ||
-        ev_buf_append(&b, s->lines, s->n_lines * sizeof *s->lines) ||
-        (s->max_customer_id &&
-         ev_buf_append(&b, s->customers,
-                   (s->max_customer_id + 1) * sizeof *s->customers)) ||
-        ev_buf_append(&b, s->idem, s->n_idem * sizeof *s->idem) ||
-        put_ht(&b, &s->emails) || put_ht(&b, &s->payments) ||
-        put_ht(&b, &s->tokens) || ev_buf_reserve(&b, 32))
-        goto out;
+    snap_out *o = malloc(sizeof *o);
+    if (!o)
+        return EV_ENOMEM;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    o->len = 0;
+    o->err = 0;
+    o->md = EVP_MD_CTX_new();
+    o->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (!o->md || o->fd < 0 || EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1)
+        o->err = -1;
+    out_put(o, &h, sizeof h);
+    out_put(o, s->watches, s->n_watches * sizeof *s->watches);
+    if (s->max_order_id)
+        out_put(o, s->orders, (s->max_order_id + 1) * sizeof *s->orders);
+    out_put(o, s->lines, s->n_lines * sizeof *s->lines);
+    if (s->max_customer_id)
+        out_put(o, s->customers, (s->max_customer_id + 1) * sizeof *s->customers);
+    out_put(o, s->idem, s->n_idem * sizeof *s->idem);
+    put_ht(o, &s->emails);
+    put_ht(o, &s->payments);
+    put_ht(o, &s->tokens);
+    uint8_t digest[32];
     unsigned int n = 0;
-    EVP_Digest(b.p, b.len, b.p + b.len, &n, EVP_sha256(), NULL);
-    b.len += 32;
-    rc = write_file(path, b.p, b.len) ? EV_EFORMAT : 0;
-out:
-    ev_buf_free(&b);
-    return rc;
+    if (!o->err && EVP_DigestFinal_ex(o->md, digest, &n) != 1)
+        o->err = -1;
+    out_raw(o, digest, sizeof digest, false); /* the digest of all before it */
+    out_flush(o);
+    int rc = o->err;
+    if (o->fd >= 0) {
+        if (rc == 0 && fsync(o->fd) != 0)
+            rc = -1;
+        if (close(o->fd) != 0)
+            rc = -1;
+    }
+    EVP_MD_CTX_free(o->md);
+    free(o);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc) {
+        unlink(tmp);
+        return EV_EFORMAT;
+    }
+    sync_dir_of(path);
+    return 0;
 }
 
 typedef struct rdr {
