@@ -23,7 +23,7 @@
 #   --connections C  wrk connections (default 64)
 #   --threads LIST   the api's --threads values to run (default "1 2")
 #   --dir DIR        where to make the temp dir (default $TMPDIR, else /var/tmp)
-#   --perf           perf record -g the api for 5 s during the 2nd orders run
+#   --perf           perf record (DWARF call graphs) the api for 5 s during the 2nd orders run
 #                    of each thread count (report in the work dir; implies --keep)
 #   --keep           keep the work dir (stores, logs, raw wrk output)
 #   --only WHAT      only the GET figures (reads) or only the orders (orders)
