@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/audit.h"
@@ -457,6 +458,128 @@ Test(writer, group_commit_through_the_queue)
         free(ps[i].reqs);
         free(ps[i].lines);
     }
+    wr_close(w);
+    ts_rmtree(f.dir);
+}
+
+/* A command source the test scripts: take() hands out the requests of the
+ * next step at once; after the last step it blocks until kicked (counting
+ * kicks) or closed. */
+typedef struct scripted {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    wr_req **reqs;
+    const size_t *steps; /* requests per take() */
+    size_t n_steps, step, next;
+    bool kicked, closed;
+    int kicks, answered;
+} scripted;
+
+static long scripted_take(void *ctx, wr_req **out, size_t max)
+{
+    scripted *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    while (s->step == s->n_steps && !s->kicked && !s->closed)
+        pthread_cond_wait(&s->cv, &s->mu);
+    long n = 0;
+    if (s->step < s->n_steps) {
+        for (size_t i = 0; i < s->steps[s->step] && (size_t)n < max; i++)
+            out[n++] = s->reqs[s->next++];
+        s->step++;
+    } else if (s->closed) {
+        n = -1;
+    }
+    s->kicked = false;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void scripted_kick(void *ctx)
+{
+    scripted *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->kicked = true;
+    s->kicks++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void scripted_done(wr_req *r, void *ud)
+{
+    scripted *s = ud;
+    (void)r;
+    pthread_mutex_lock(&s->mu);
+    s->answered++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *scripted_writer(void *arg)
+{
+    void **a = arg;
+    wr_run(a[0], a[1]);
+    return NULL;
+}
+
+Test(writer, commands_arriving_during_a_commit_share_the_next_batch)
+{
+    /* One command, then 50 handed over in 5 takes while its commit runs
+     * (a durable LMDB commit takes a millisecond; five takes take
+     * microseconds), then nothing more: the 50 are decided into one batch
+     * (two at the most, should the commit end between two takes) and are
+     * answered without any further arrival, because the end of the commit
+     * wakes the decider. */
+    fixture f;
+    fx_init(&f, 0);
+    wr_writer *w = fx_open(&f);
+    unsigned seed = 1;
+    run_cmds(w, 0, N_WATCHES, &seed);
+    enum { N = 51 };
+    wr_req *reqs = calloc(N, sizeof *reqs), *ptrs[N];
+    for (int i = 0; i < N; i++) {
+        reqs[i].cmd = ts_cmd(DEC_WATCH_UPDATE, 1700000003000000ull + (uint64_t)i);
+        reqs[i].cmd.causation = (ev_str){NULL, 0};
+        watch_id(i % N_WATCHES, reqs[i].cmd.u.watch.watch_id);
+        reqs[i].cmd.u.watch.changed = EV_WF_DESCRIPTION;
+        reqs[i].cmd.u.watch.description = EV_STR("Water resistant to 100 m");
+        ptrs[i] = &reqs[i];
+    }
+    static const size_t steps[] = {1, 10, 10, 10, 10, 10};
+    scripted s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ptrs, steps, 6, 0, 0,
+                  false, false, 0, 0};
+    for (int i = 0; i < N; i++) {
+        reqs[i].done = scripted_done;
+        reqs[i].ud = &s;
+    }
+    wr_source src = {scripted_take, scripted_kick, &s};
+    uint64_t batches0 = wr_batches(w);
+    pthread_t th;
+    void *arg[2] = {w, &src};
+    cr_assert_eq(pthread_create(&th, NULL, scripted_writer, arg), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&s.mu);
+    while (s.answered < N && pthread_cond_timedwait(&s.cv, &s.mu, &until) == 0) {
+    }
+    int answered = s.answered, kicks = s.kicks;
+    s.closed = true;
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    pthread_join(th, NULL);
+    cr_assert_eq(answered, N, "every command answered with nothing more arriving (%d)",
+                 answered);
+    cr_assert_geq(kicks, 2, "each commit's end woke the decider");
+    uint64_t batches = wr_batches(w) - batches0;
+    cr_assert(batches >= 2 && batches <= 3,
+              "the 50 arriving during the first commit went in one or two batches, not one "
+              "per take (%llu appends)",
+              (unsigned long long)batches);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(reqs[i].err, 0);
+        cr_assert_eq(reqs[i].out.reason, DEC_OK, "request %d: %d", i, reqs[i].out.reason);
+    }
+    free(reqs);
     wr_close(w);
     ts_rmtree(f.dir);
 }
