@@ -54,6 +54,32 @@ static void cluster_stop(const char *dir)
     sh("%s stop %s", env("PG_SH"), path);
 }
 
+/* The test's folder, so that a failed test still stops its cluster and
+ * removes what it made (criterion runs .fini after a failed assertion). */
+static char test_dir[256];
+
+static void test_dir_make(char *dir, size_t cap)
+{
+    ts_tmpdir(dir, cap);
+    snprintf(test_dir, sizeof test_dir, "%s", dir);
+}
+
+static void cleanup(void)
+{
+    if (!test_dir[0])
+        return;
+    char pid[400], cmd[1024];
+    snprintf(pid, sizeof pid, "%s/pg/data/postmaster.pid", test_dir);
+    if (access(pid, F_OK) == 0) {
+        snprintf(cmd, sizeof cmd, "%s stop %s/pg >/dev/null 2>&1", env("PG_SH"), test_dir);
+        if (system(cmd) != 0) {
+            /* Nothing more to do here: the cluster's folder goes below. */
+        }
+    }
+    ts_rmtree(test_dir);
+    test_dir[0] = 0;
+}
+
 /* The projector on the log at `uri` into the database `conninfo` and, with
  * `cache` (a folder; its e-mail key file is beside it), the cache too. */
 static pid_t start_projector(const char *uri, const char *conninfo, const char *cache, int once)
@@ -147,10 +173,11 @@ static void fresh_db_in(const char *conninfo, const char *name, char *out, size_
     snprintf(out, cap, "%s dbname=%s", conninfo, name);
 }
 
-Test(projector, killed_twenty_times_it_ends_like_a_clean_rebuild, .timeout = 300)
+Test(projector, killed_twenty_times_it_ends_like_a_clean_rebuild, .timeout = 300,
+     .fini = cleanup)
 {
     char dir[256], uri[300], base[512], live[768], clean[768], err[512];
-    ts_tmpdir(dir, sizeof dir);
+    test_dir_make(dir, sizeof dir);
     snprintf(uri, sizeof uri, "lmdb:%s/log", dir);
     wr_config cfg = {0};
     cfg.log_uri = uri;
@@ -213,13 +240,13 @@ Test(projector, killed_twenty_times_it_ends_like_a_clean_rebuild, .timeout = 300
     cr_assert_arr_eq(da, db, 32, "killed %d times: the cache differs from a clean rebuild",
                      kills);
     cluster_stop(dir);
-    ts_rmtree(dir);
 }
 
-Test(projector, postgres_restarted_mid_projection_loses_nothing, .timeout = 300)
+Test(projector, postgres_restarted_mid_projection_loses_nothing, .timeout = 300,
+     .fini = cleanup)
 {
     char dir[256], uri[300], base[512], live[768], clean[768], err[512];
-    ts_tmpdir(dir, sizeof dir);
+    test_dir_make(dir, sizeof dir);
     snprintf(uri, sizeof uri, "lmdb:%s/log", dir);
     wr_config cfg = {0};
     cfg.log_uri = uri;
@@ -261,5 +288,4 @@ Test(projector, postgres_restarted_mid_projection_loses_nothing, .timeout = 300)
     free(b);
     wr_close(w);
     cluster_stop(dir);
-    ts_rmtree(dir);
 }
