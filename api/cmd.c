@@ -29,6 +29,7 @@ struct cmd_call {
     int refs;             /* the request's and the writer's (loop thread only) */
     uint64_t answered_ms;
     uint64_t submitted_us;
+    uint64_t durable_us;  /* when the writer answered (mono_us) */
     cmd_call *next;
     arena_block *arena;
 };
@@ -60,6 +61,7 @@ struct cmd_bus {
     cmd_loop *loops;
     atomic_uint_fast64_t cache_pos; /* the cache's applied position, as last read */
     atomic_uint_fast64_t answered, wait_us, end_pos;
+    atomic_uint_fast64_t ryw_n, ryw_us; /* answers that waited for the cache, and how long */
 };
 
 static uint64_t mono_us(void)
@@ -194,8 +196,9 @@ static void on_written(wr_req *w, void *ud)
     cmd_call *c = ud;
     cmd_bus *b = c->bus;
     cmd_loop *l = &b->loops[c->loop];
+    c->durable_us = mono_us();
     atomic_fetch_add(&b->answered, 1);
-    atomic_fetch_add(&b->wait_us, mono_us() - c->submitted_us);
+    atomic_fetch_add(&b->wait_us, c->durable_us - c->submitted_us);
     if (w->err == 0 && w->out.n_ev) {
         uint64_t end = w->out.last_pos + 1, cur = atomic_load(&b->end_pos);
         while (end > cur && !atomic_compare_exchange_weak(&b->end_pos, &cur, end)) {
@@ -215,6 +218,10 @@ static void on_written(wr_req *w, void *ud)
 static void deliver(cmd_loop *l, cmd_call *c)
 {
     l->in_flight--;
+    if (c->wait_cache && c->wr.err == 0 && c->wr.out.n_ev) {
+        atomic_fetch_add(&l->bus->ryw_n, 1);
+        atomic_fetch_add(&l->bus->ryw_us, mono_us() - c->durable_us);
+    }
     if (c->req) {
         /* The request no longer needs to know about the call. */
         *c->req_slot = NULL;
@@ -412,6 +419,8 @@ void cmd_bus_stats(cmd_bus *b, cmd_stats *out)
     out->batches = wr_batches(b->w);
     out->commands = atomic_load(&b->answered);
     out->wait_s = (double)atomic_load(&b->wait_us) / 1e6;
+    out->ryw_waited = atomic_load(&b->ryw_n);
+    out->ryw_wait_s = (double)atomic_load(&b->ryw_us) / 1e6;
     out->end_pos = atomic_load(&b->end_pos);
     out->cache_pos = refresh_cache_pos(b);
 }

@@ -59,6 +59,8 @@ typedef struct cmd_stats {
     uint64_t batches;       /* group commits */
     uint64_t commands;      /* commands answered */
     double wait_s;          /* their time from submission until durable, summed */
+    uint64_t ryw_waited;    /* answers held until the cache had their events */
+    double ryw_wait_s;      /* their time from durable until answered, summed */
     uint64_t end_pos;       /* after the last event appended (0: none yet) */
     uint64_t cache_pos;     /* the cache's applied position, as last read */
 } cmd_stats;

@@ -29,6 +29,7 @@ void health_metrics(api_req *r)
     cmd_stats cs;
     cmd_bus_stats(r->app->bus, &cs);
     met_set_writer(r->app->metrics, cs.batches, cs.commands, cs.wait_s);
+    met_set_ryw(r->app->metrics, cs.ryw_waited, cs.ryw_wait_s);
     met_set_projection_lag(r->app->metrics,
                            cs.end_pos > cs.cache_pos ? cs.end_pos - cs.cache_pos : 0);
     ev_buf b = {0};

@@ -30,6 +30,7 @@ struct met_registry {
     atomic_int_fast64_t in_flight;
     atomic_uint_fast64_t orders, revenue_cents;
     atomic_uint_fast64_t batches, batch_commands, append_us;
+    atomic_uint_fast64_t ryw_n, ryw_us;
     atomic_uint_fast64_t low_stock, lag;
 };
 
@@ -105,6 +106,12 @@ void met_set_writer(met_registry *m, uint64_t batches, uint64_t commands, double
     atomic_store_explicit(&m->batches, batches, memory_order_relaxed);
     atomic_store_explicit(&m->batch_commands, commands, memory_order_relaxed);
     atomic_store_explicit(&m->append_us, (uint_fast64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
+void met_set_ryw(met_registry *m, uint64_t answers, double seconds)
+{
+    atomic_store_explicit(&m->ryw_n, answers, memory_order_relaxed);
+    atomic_store_explicit(&m->ryw_us, (uint_fast64_t)(seconds * 1e6), memory_order_relaxed);
 }
 
 void met_set_low_stock(met_registry *m, uint64_t n)
@@ -207,10 +214,16 @@ int met_render(met_registry *m, ev_buf *out)
                "# HELP writer_append_seconds_total Time commands waited from submission until\n"
                "# durable, summed (divide by writer_batch_commands_total for the mean).\n"
                "# TYPE writer_append_seconds_total counter\nwriter_append_seconds_total %.6f\n"
+               "# HELP read_your_writes_total Answers held until the cache had their events.\n"
+               "# TYPE read_your_writes_total counter\nread_your_writes_total %llu\n"
+               "# HELP read_your_writes_wait_seconds_total Time those answers waited from\n"
+               "# durable until the cache had them, summed.\n"
+               "# TYPE read_your_writes_wait_seconds_total counter\n"
+               "read_your_writes_wait_seconds_total %.6f\n"
                "# HELP projection_lag_events Events appended but not yet in the cache.\n"
                "# TYPE projection_lag_events gauge\nprojection_lag_events %llu\n",
                (long long)atomic_load(&m->in_flight), LOAD(m->orders),
                LOAD(m->revenue_cents) / 100, LOAD(m->revenue_cents) % 100, LOAD(m->low_stock),
                LOAD(m->batches), LOAD(m->batch_commands), LOAD(m->append_us) / 1e6,
-               LOAD(m->lag));
+               LOAD(m->ryw_n), LOAD(m->ryw_us) / 1e6, LOAD(m->lag));
 }

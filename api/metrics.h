@@ -36,6 +36,10 @@ void met_order_created(met_registry *m, int64_t total_minor);
  * group commits, commands in them, and the seconds commands spent from
  * submission until durable, summed. */
 void met_set_writer(met_registry *m, uint64_t batches, uint64_t commands, double seconds);
+/* Read-your-writes (set before rendering by its owner): answers held until
+ * the cache had their events, and the seconds from durable to answered,
+ * summed. */
+void met_set_ryw(met_registry *m, uint64_t answers, double seconds);
 /* Gauges read when rendering (set by their owners). */
 void met_set_low_stock(met_registry *m, uint64_t n);
 void met_set_projection_lag(met_registry *m, uint64_t events);

@@ -399,5 +399,9 @@ Test(api_orders, the_correlation_id_reaches_the_events_and_metrics_count)
     cr_assert_not_null(strstr(r.body, "orders_revenue_dollars_total 395.00\n"), "%s", r.body);
     cr_assert_null(strstr(r.body, "writer_batches_total 0\n"), "%s", r.body);
     cr_assert_not_null(strstr(r.body, "projection_lag_events 0\n"), "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "\nread_your_writes_total 1\n"),
+                       "the order's 201 waited for the cache: %s", r.body);
+    cr_assert_not_null(strstr(r.body, "\nread_your_writes_wait_seconds_total 0."), "%s",
+                       r.body);
     ta_resp_free(&r);
 }
