@@ -163,3 +163,15 @@ int hout_form_add(ev_buf *b, const char *key, const char *value)
         return -1;
     return form_encode(b, key) || ev_buf_append(b, "=", 1) || form_encode(b, value) ? -1 : 0;
 }
+
+void hout_json_str(json_t *obj, const char *name, char *dst, size_t cap)
+{
+    json_t *v = json_object_get(obj, name);
+    const char *s = json_string_value(v);
+    size_t n = s ? json_string_length(v) : 0;
+    if (!s || n >= cap || memchr(s, 0, n)) {
+        dst[0] = 0;
+        return;
+    }
+    memcpy(dst, s, n + 1);
+}

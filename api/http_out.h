@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "core/event.h"
 
 #define HOUT_MAX_ANSWER (1024 * 1024)
@@ -75,5 +77,9 @@ bool hout_url(const char *base, const char *path, char *out, size_t cap);
  * '&' before it unless it is the first): every byte but ALPHA, DIGIT and
  * "-._~" percent-encoded. 0, or -1 (out of memory). */
 int hout_form_add(ev_buf *b, const char *key, const char *value);
+
+/* String member `name` of a provider's JSON object copied into dst
+ * (NUL-terminated) when it fits and holds no NUL; else dst is "". */
+void hout_json_str(json_t *obj, const char *name, char *dst, size_t cap);
 
 #endif

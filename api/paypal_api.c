@@ -44,24 +44,12 @@ bool paypal_api_parse_value(const char *s, int64_t *out)
     return true;
 }
 
-static void get_str(json_t *obj, const char *name, char *dst, size_t cap)
-{
-    json_t *v = json_object_get(obj, name);
-    const char *s = json_string_value(v);
-    size_t n = s ? json_string_length(v) : 0;
-    if (!s || n >= cap || memchr(s, 0, n)) {
-        dst[0] = 0;
-        return;
-    }
-    memcpy(dst, s, n + 1);
-}
-
 /* {"currency_code","value"} into the order's amount and currency. */
 static void read_amount(json_t *amount, paypal_api_order *out)
 {
     const char *value = json_string_value(json_object_get(amount, "value"));
     char cur[4];
-    get_str(amount, "currency_code", cur, sizeof cur);
+    hout_json_str(amount, "currency_code", cur, sizeof cur);
     if (!value || strlen(cur) != 3 || !paypal_api_parse_value(value, &out->amount)) {
         out->amount = -1;
         return;
@@ -71,12 +59,12 @@ static void read_amount(json_t *amount, paypal_api_order *out)
 
 static void read_capture(json_t *cap, paypal_api_order *out)
 {
-    get_str(cap, "id", out->capture_id, sizeof out->capture_id);
-    get_str(cap, "status", out->capture_status, sizeof out->capture_status);
+    hout_json_str(cap, "id", out->capture_id, sizeof out->capture_id);
+    hout_json_str(cap, "status", out->capture_status, sizeof out->capture_status);
     if (json_object_get(cap, "amount"))
         read_amount(json_object_get(cap, "amount"), out);
     char custom[128];
-    get_str(cap, "custom_id", custom, sizeof custom);
+    hout_json_str(cap, "custom_id", custom, sizeof custom);
     if (custom[0])
         memcpy(out->custom_id, custom, sizeof custom);
 }
@@ -87,14 +75,14 @@ bool paypal_api_read_order(json_t *obj, paypal_api_order *out)
     out->amount = -1;
     if (!json_is_object(obj))
         return false;
-    get_str(obj, "id", out->id, sizeof out->id);
+    hout_json_str(obj, "id", out->id, sizeof out->id);
     if (!paypal_api_id_ok(out->id, strlen(out->id))) {
         out->id[0] = 0;
         return false;
     }
-    get_str(obj, "status", out->status, sizeof out->status);
+    hout_json_str(obj, "status", out->status, sizeof out->status);
     json_t *unit = json_array_get(json_object_get(obj, "purchase_units"), 0);
-    get_str(unit, "custom_id", out->custom_id, sizeof out->custom_id);
+    hout_json_str(unit, "custom_id", out->custom_id, sizeof out->custom_id);
     if (json_object_get(unit, "amount"))
         read_amount(json_object_get(unit, "amount"), out);
     json_t *captures = json_object_get(json_object_get(unit, "payments"), "captures");
@@ -115,10 +103,10 @@ bool paypal_api_completed(const paypal_api_order *o)
 static void read_error(const hout_resp *resp, hout_error *err)
 {
     json_t *j = json_loadb(resp->body, resp->len, 0, NULL);
-    get_str(j, "name", err->type, sizeof err->type);
+    hout_json_str(j, "name", err->type, sizeof err->type);
     if (!err->type[0])
-        get_str(j, "error", err->type, sizeof err->type);
-    get_str(json_array_get(json_object_get(j, "details"), 0), "issue", err->code,
+        hout_json_str(j, "error", err->type, sizeof err->type);
+    hout_json_str(json_array_get(json_object_get(j, "details"), 0), "issue", err->code,
             sizeof err->code);
     json_decref(j);
 }
@@ -165,7 +153,7 @@ static hout_outcome get_token(const paypal_api *p, char tok[TOKEN_MAX], hout_err
         o = HOUT_REFUSED; /* no token endpoint: a refusal, not an unknown order */
     if (o == HOUT_OK) {
         json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
-        get_str(j, "access_token", tok, TOKEN_MAX);
+        hout_json_str(j, "access_token", tok, TOKEN_MAX);
         json_decref(j);
         if (!tok[0])
             o = HOUT_BAD_ANSWER;

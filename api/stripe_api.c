@@ -23,19 +23,6 @@ bool stripe_api_id_ok(const char *id, size_t n)
     return true;
 }
 
-/* A string member copied into dst (NUL-terminated) when it fits; else "". */
-static void get_str(json_t *obj, const char *name, char *dst, size_t cap)
-{
-    json_t *v = json_object_get(obj, name);
-    const char *s = json_string_value(v);
-    size_t n = s ? json_string_length(v) : 0;
-    if (!s || n >= cap || memchr(s, 0, n)) {
-        dst[0] = 0;
-        return;
-    }
-    memcpy(dst, s, n + 1);
-}
-
 /* Text copied whole characters at a time while it fits (jansson's strings
  * are valid UTF-8; a NUL inside ends it). */
 static void append_text(char *dst, size_t cap, const char *s)
@@ -62,7 +49,7 @@ static int64_t get_amount(json_t *obj, const char *name)
 
 static void get_currency(json_t *obj, char out[4])
 {
-    get_str(obj, "currency", out, 4);
+    hout_json_str(obj, "currency", out, 4);
     bool ok = strlen(out) == 3;
     for (int i = 0; ok && i < 3; i++) {
         char c = out[i];
@@ -76,7 +63,7 @@ static void get_currency(json_t *obj, char out[4])
 /* metadata.order_id: digits only (the store writes it as a string). */
 static void get_order_id(json_t *obj, char *out, size_t cap)
 {
-    get_str(json_object_get(obj, "metadata"), "order_id", out, cap);
+    hout_json_str(json_object_get(obj, "metadata"), "order_id", out, cap);
     size_t n = strlen(out);
     for (size_t i = 0; i < n; i++)
         if (out[i] < '0' || out[i] > '9')
@@ -105,13 +92,13 @@ bool stripe_api_read_intent(json_t *obj, stripe_api_intent *out)
     out->amount = out->amount_received = -1;
     if (!json_is_object(obj))
         return false;
-    get_str(obj, "id", out->id, sizeof out->id);
+    hout_json_str(obj, "id", out->id, sizeof out->id);
     if (!stripe_api_id_ok(out->id, strlen(out->id))) {
         out->id[0] = 0;
         return false;
     }
-    get_str(obj, "client_secret", out->client_secret, sizeof out->client_secret);
-    get_str(obj, "status", out->status, sizeof out->status);
+    hout_json_str(obj, "client_secret", out->client_secret, sizeof out->client_secret);
+    hout_json_str(obj, "status", out->status, sizeof out->status);
     out->amount = get_amount(obj, "amount");
     out->amount_received = get_amount(obj, "amount_received");
     get_currency(obj, out->currency);
@@ -128,8 +115,8 @@ static void read_error(const hout_resp *resp, hout_error *err)
 {
     json_t *j = json_loadb(resp->body, resp->len, 0, NULL);
     json_t *e = json_object_get(j, "error");
-    get_str(e, "type", err->type, sizeof err->type);
-    get_str(e, "code", err->code, sizeof err->code);
+    hout_json_str(e, "type", err->type, sizeof err->type);
+    hout_json_str(e, "code", err->code, sizeof err->code);
     json_decref(j);
 }
 
