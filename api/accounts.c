@@ -76,8 +76,7 @@ typedef struct session {
     char replaces[65];  /* rotation: the old token's hash */
     char corr[80];
     int status;         /* 200 or 201 */
-    ev_str phone, address, city, country; /* register: into `extra` */
-    char extra[1400];
+    accounts_extra x;   /* register */
 } session;
 
 static void set_cookie(api_req *r, const char *token)
@@ -236,26 +235,43 @@ static void hashed(h2o_req_t *h, void *data)
     dec_cmd *cmd = cmd_command(c);
     cmd->correlation = cmd_keep(c, s->corr, strlen(s->corr));
     cmd->actor = cmd_keep(c, "guest", 5);
-    cmd->u.reg.email = cmd_keep(c, s->email, strlen(s->email));
-    cmd->u.reg.full_name = cmd_keep(c, s->full_name, strlen(s->full_name));
-    cmd->u.reg.phone = cmd_keep(c, s->phone.p, s->phone.n);
-    cmd->u.reg.address = cmd_keep(c, s->address.p, s->address.n);
-    cmd->u.reg.city = cmd_keep(c, s->city.p, s->city.n);
-    cmd->u.reg.country = cmd_keep(c, s->country.p, s->country.n);
+    accounts_reg_keep(c, s->email, s->full_name, &s->x);
     cmd->u.reg.password_hash = cmd_keep(c, j->w.hash, strlen(j->w.hash));
     cmd_submit(s->app->bus, s->thread, c, true, registered, s);
 }
 
-/* Copies an optional string into the session's spare room. */
-static ev_str stash(session *s, size_t *used, ev_str v)
+/* Copies an optional string into x's room. */
+static ev_str stash(accounts_extra *x, size_t *used, ev_str v)
 {
-    if (!v.p || *used + v.n + 1 > sizeof s->extra)
+    if (!v.p || *used + v.n + 1 > sizeof x->room)
         return (ev_str){NULL, 0};
-    char *p = s->extra + *used;
+    char *p = x->room + *used;
     memcpy(p, v.p, v.n);
     p[v.n] = 0;
     *used += v.n + 1;
     return (ev_str){p, v.n};
+}
+
+void accounts_extra_set(accounts_extra *x, ev_str phone, ev_str address, ev_str city,
+                        ev_str country)
+{
+    size_t used = 0;
+    x->phone = stash(x, &used, phone);
+    x->address = stash(x, &used, address);
+    x->city = stash(x, &used, city);
+    x->country = stash(x, &used, country);
+}
+
+void accounts_reg_keep(cmd_call *c, const char *email, const char *full_name,
+                       const accounts_extra *x)
+{
+    dec_cmd *cmd = cmd_command(c);
+    cmd->u.reg.email = cmd_keep(c, email, strlen(email));
+    cmd->u.reg.full_name = cmd_keep(c, full_name, strlen(full_name));
+    cmd->u.reg.phone = cmd_keep(c, x->phone.p, x->phone.n);
+    cmd->u.reg.address = cmd_keep(c, x->address.p, x->address.n);
+    cmd->u.reg.city = cmd_keep(c, x->city.p, x->city.n);
+    cmd->u.reg.country = cmd_keep(c, x->country.p, x->country.n);
 }
 
 /* POST /api/v1/auth/register */
@@ -291,11 +307,7 @@ void accounts_register(api_req *r)
         memcpy(hj->w.password, pw.p, pw.n);
         hj->w.password_len = pw.n;
     }
-    size_t used = 0;
-    s->phone = stash(s, &used, phone);
-    s->address = stash(s, &used, address);
-    s->city = stash(s, &used, city);
-    s->country = stash(s, &used, country);
+    accounts_extra_set(&s->x, phone, address, city, country);
     json_decref(root);
     val_free(&v);
     if (!j) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "accounts.h"
 #include "auth.h"
 #include "digest.h"
 #include "b64.h"
@@ -30,24 +31,12 @@ typedef struct checkout {
     int thread;
     char corr[80];
     char email[256], full_name[256];
-    ev_str phone, address, city, country;
-    char extra[1400];
+    accounts_extra x;
     size_t n_lines;
     dec_line_in lines[EV_MAX_LINES];
     uint64_t customer_id;
     char token[48], token_hash[65];
 } checkout;
-
-static ev_str stash(checkout *k, size_t *used, ev_str v)
-{
-    if (!v.p || *used + v.n + 1 > sizeof k->extra)
-        return (ev_str){NULL, 0};
-    char *p = k->extra + *used;
-    memcpy(p, v.p, v.n);
-    p[v.n] = 0;
-    *used += v.n + 1;
-    return (ev_str){p, v.n};
-}
 
 static void unavailable(api_req *r)
 {
@@ -153,7 +142,7 @@ static void place(h2o_req_t *h, checkout *k)
     cmd->u.order.lines = lines;
     cmd->u.order.n_lines = (uint32_t)k->n_lines;
     cmd->u.order.shipping_address =
-        k->address.p ? cmd_keep(c, k->address.p, k->address.n) : cmd_keep(c, "", 0);
+        k->x.address.p ? cmd_keep(c, k->x.address.p, k->x.address.n) : cmd_keep(c, "", 0);
     cmd->u.order.guest_token_hash = cmd_keep(c, k->token_hash, 64);
     cmd_submit(k->app->bus, k->thread, c, true, placed, k);
 }
@@ -197,12 +186,7 @@ static void register_buyer(h2o_req_t *h, checkout *k)
     dec_cmd *cmd = cmd_command(c);
     cmd->correlation = cmd_keep(c, k->corr, strlen(k->corr));
     cmd->actor = cmd_keep(c, "checkout", 8);
-    cmd->u.reg.email = cmd_keep(c, k->email, strlen(k->email));
-    cmd->u.reg.full_name = cmd_keep(c, k->full_name, strlen(k->full_name));
-    cmd->u.reg.phone = cmd_keep(c, k->phone.p, k->phone.n);
-    cmd->u.reg.address = cmd_keep(c, k->address.p, k->address.n);
-    cmd->u.reg.city = cmd_keep(c, k->city.p, k->city.n);
-    cmd->u.reg.country = cmd_keep(c, k->country.p, k->country.n);
+    accounts_reg_keep(c, k->email, k->full_name, &k->x);
     cmd_submit(k->app->bus, k->thread, c, true, registered, k);
 }
 
@@ -241,11 +225,7 @@ static bool read_body(api_req *r, val_ctx *v, json_t **root, checkout *k)
         return false;
     snprintf(k->email, sizeof k->email, "%.*s", (int)email.n, email.p);
     snprintf(k->full_name, sizeof k->full_name, "%.*s", (int)name.n, name.p);
-    size_t used = 0;
-    k->phone = stash(k, &used, phone);
-    k->address = stash(k, &used, address);
-    k->city = stash(k, &used, city);
-    k->country = stash(k, &used, country);
+    accounts_extra_set(&k->x, phone, address, city, country);
     return true;
 }
 
