@@ -58,9 +58,17 @@ static uint64_t path_order_id(const api_req *r)
     return id;
 }
 
-static bool path_watch_id(const api_req *r, uint8_t id[16])
+/* An admin's request on the watch named in the path: false (answered 401,
+ * 403 or 404) unless both hold. */
+static bool admin_on_watch(api_req *r, auth_who *who, uint8_t id[16])
 {
-    return ev_uuid_parse(r->params.v[0].p, r->params.v[0].n, id) == 0;
+    if (!auth_require(r, AUTH_ADMIN, who))
+        return false;
+    if (ev_uuid_parse(r->params.v[0].p, r->params.v[0].n, id) != 0) {
+        reply_error(r, 404, "not_found", "Watch not found", NULL);
+        return false;
+    }
+    return true;
 }
 
 static void out_of_memory(api_req *r)
@@ -694,12 +702,8 @@ void admin_watch_update(api_req *r)
 {
     auth_who who;
     uint8_t id[16];
-    if (!auth_require(r, AUTH_ADMIN, &who))
+    if (!admin_on_watch(r, &who, id))
         return;
-    if (!path_watch_id(r, id)) {
-        reply_error(r, 404, "not_found", "Watch not found", NULL);
-        return;
-    }
     cmd_call *c = call_from_body(r, DEC_WATCH_UPDATE, read_watch_change);
     if (!c)
         return;
@@ -718,12 +722,8 @@ void admin_watch_stock(api_req *r)
 {
     auth_who who;
     uint8_t id[16];
-    if (!auth_require(r, AUTH_ADMIN, &who))
+    if (!admin_on_watch(r, &who, id))
         return;
-    if (!path_watch_id(r, id)) {
-        reply_error(r, 404, "not_found", "Watch not found", NULL);
-        return;
-    }
     cmd_call *c = call_from_body(r, DEC_STOCK_SET, read_stock);
     if (!c)
         return;
