@@ -79,6 +79,30 @@ void ta_project(ta_store *s)
     cr_assert_eq(run_wait(pid), 0, "the projector made the cache");
 }
 
+uint64_t ta_add_customer(ta_store *s, const char *email, const char *full_name, bool admin)
+{
+    static wr_req r;
+    wr_req *p = &r;
+    memset(&r, 0, sizeof r);
+    r.cmd = ts_cmd(DEC_CUSTOMER_REGISTER, 1764057700000000ull);
+    r.cmd.causation = (ev_str){NULL, 0};
+    r.cmd.u.reg.email = ev_str_c(email);
+    r.cmd.u.reg.full_name = ev_str_c(full_name);
+    cr_assert_eq(wr_process(s->w, &p, 1), 0);
+    cr_assert_eq(r.out.reason, DEC_OK, "registering %s", email);
+    uint64_t id = r.out.id;
+    if (admin) {
+        memset(&r, 0, sizeof r);
+        r.cmd = ts_cmd(DEC_ROLE_SET, 1764057700000001ull);
+        r.cmd.causation = (ev_str){NULL, 0};
+        r.cmd.u.role.customer_id = id;
+        r.cmd.u.role.role = EV_role_ADMIN;
+        cr_assert_eq(wr_process(s->w, &p, 1), 0);
+        cr_assert_eq(r.out.reason, DEC_OK, "making %s an admin", email);
+    }
+    return id;
+}
+
 void ta_store_fini(ta_store *s)
 {
     if (s->w)

@@ -26,6 +26,9 @@ void ta_store_init(ta_store *s);
 /* Closes the writer and runs `projector --once --projection cache`. */
 void ta_project(ta_store *s);
 void ta_store_fini(ta_store *s);
+/* Registers a customer without password through s->w (before ta_project)
+ * and, with admin, grants it the admin role; returns its id. */
+uint64_t ta_add_customer(ta_store *s, const char *email, const char *full_name, bool admin);
 
 typedef struct ta_server {
     pid_t pid;

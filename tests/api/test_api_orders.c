@@ -46,22 +46,7 @@ static void add_watch(ta_store *s, unsigned i, const char *name, int64_t price, 
 /* Customers 1 and 2 (users) and 3 (an admin). */
 static void add_customer(ta_store *s, const char *email, bool admin)
 {
-    static wr_req r;
-    memset(&r, 0, sizeof r);
-    r.cmd = ts_cmd(DEC_CUSTOMER_REGISTER, 1764057700000000ull);
-    r.cmd.causation = (ev_str){NULL, 0};
-    r.cmd.u.reg.email = ev_str_c(email);
-    r.cmd.u.reg.full_name = EV_STR("Test Customer");
-    process(s, &r);
-    if (!admin)
-        return;
-    uint64_t id = r.out.id;
-    memset(&r, 0, sizeof r);
-    r.cmd = ts_cmd(DEC_ROLE_SET, 1764057700000001ull);
-    r.cmd.causation = (ev_str){NULL, 0};
-    r.cmd.u.role.customer_id = id;
-    r.cmd.u.role.role = EV_role_ADMIN;
-    process(s, &r);
+    ta_add_customer(s, email, "Test Customer", admin);
 }
 
 static void setup(void)

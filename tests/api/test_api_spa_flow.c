@@ -51,18 +51,7 @@ static void catalog_and_admin(void)
         r.cmd.u.watch.stock = 5;
         process(&r);
     }
-    memset(&r, 0, sizeof r);
-    r.cmd = ts_cmd(DEC_CUSTOMER_REGISTER, 1764057700000000ull);
-    r.cmd.causation = (ev_str){NULL, 0};
-    r.cmd.u.reg.email = EV_STR("admin@example.com");
-    r.cmd.u.reg.full_name = EV_STR("Shop Admin");
-    process(&r);
-    memset(&r, 0, sizeof r);
-    r.cmd = ts_cmd(DEC_ROLE_SET, 1764057700000001ull);
-    r.cmd.causation = (ev_str){NULL, 0};
-    r.cmd.u.role.customer_id = 1;
-    r.cmd.u.role.role = EV_role_ADMIN;
-    process(&r);
+    cr_assert_eq(ta_add_customer(&store, "admin@example.com", "Shop Admin", true), 1);
 }
 
 static void setup(void)

@@ -25,32 +25,11 @@ static ta_store store;
 static ta_server srv;
 static EVP_PKEY *ec_key;
 
-static void process(wr_req *r)
-{
-    wr_req *p = r;
-    cr_assert_eq(wr_process(store.w, &p, 1), 0);
-    cr_assert_eq(r->out.reason, DEC_OK);
-}
-
 /* Customer 1 an admin, customer 2 a user. */
 static void accounts(void)
 {
-    static wr_req r;
-    const char *emails[] = {"boss@example.com", "user@example.com"};
-    for (int i = 0; i < 2; i++) {
-        memset(&r, 0, sizeof r);
-        r.cmd = ts_cmd(DEC_CUSTOMER_REGISTER, 1764057700000000ull);
-        r.cmd.causation = (ev_str){NULL, 0};
-        r.cmd.u.reg.email = ev_str_c(emails[i]);
-        r.cmd.u.reg.full_name = EV_STR("Token Tester");
-        process(&r);
-    }
-    memset(&r, 0, sizeof r);
-    r.cmd = ts_cmd(DEC_ROLE_SET, 1764057700000001ull);
-    r.cmd.causation = (ev_str){NULL, 0};
-    r.cmd.u.role.customer_id = 1;
-    r.cmd.u.role.role = EV_role_ADMIN;
-    process(&r);
+    cr_assert_eq(ta_add_customer(&store, "boss@example.com", "Token Tester", true), 1);
+    cr_assert_eq(ta_add_customer(&store, "user@example.com", "Token Tester", false), 2);
 }
 
 static void setup(void)
